@@ -1,0 +1,1 @@
+"""Waveform archives, ingestion with ObsPy, Parquet shards and the Ray Data pipeline."""
