@@ -41,9 +41,11 @@ class PreprocessConfig(_Config):
     """How one 3-component station recording becomes model input.
 
     The window is cut relative to ``window_reference`` (the catalog's P pick for the
-    station, or the origin time), then each component is demeaned and detrended,
-    tapered, divided by the channel's overall sensitivity (counts -> m/s), band-passed,
-    and resampled to ``target_rate_hz``.
+    station, or the origin time) with ``padding_s`` extra on both sides, then each
+    component is divided by the channel's overall sensitivity (counts -> m/s),
+    detrended, tapered (the taper lies in the padding), band-passed with a zero-phase
+    Butterworth filter, resampled to ``target_rate_hz``, and the padding is cut off —
+    so filter and taper edge effects never reach the model input.
 
     Outputs per recording (float32):
 
@@ -53,11 +55,15 @@ class PreprocessConfig(_Config):
       (0 .. target_rate/2 Hz), ``n_time`` frames ``stft_hop_samples`` apart.
     * ``waveform``: shape ``(3, n_samples)`` — ground velocity divided by the largest
       absolute value over the three components (dimensionless, in [-1, 1]).
+
+    A recording counts as clipped when any sample reaches ``clip_fraction`` of
+    ``clip_counts`` (the digitizer's full scale; 2**23 - 1 for 24-bit digitizers).
     """
 
     window_reference: Literal["p_arrival", "origin"] = "p_arrival"
     window_start_s: float = -10.0
     window_length_s: float = 90.0
+    padding_s: float = 5.0
     taper_fraction: float = 0.05
     freqmin_hz: float = 0.5
     freqmax_hz: float = 18.0
@@ -65,6 +71,7 @@ class PreprocessConfig(_Config):
     target_rate_hz: float = 40.0
     stft_window_samples: int = 80
     stft_hop_samples: int = 40
+    clip_counts: float = 2**23 - 1
     clip_fraction: float = 0.999
     components: tuple[str, ...] = ("Z", "N", "E")
 
@@ -73,6 +80,8 @@ class PreprocessConfig(_Config):
             raise ConfigError(f"window_reference must be 'p_arrival' or 'origin', got {self.window_reference!r}")
         if self.window_length_s <= 0:
             raise ConfigError("window_length_s must be positive")
+        if self.padding_s < 0:
+            raise ConfigError("padding_s must be >= 0")
         if not 0 <= self.taper_fraction < 0.5:
             raise ConfigError("taper_fraction must be in [0, 0.5)")
         if not 0 < self.freqmin_hz < self.freqmax_hz:

@@ -1,0 +1,302 @@
+"""Read catalogs, inventories and waveforms with ObsPy, and cut station recordings.
+
+The driver reads a region's QuakeML catalog and StationXML inventory once and turns them
+into small plain records (:class:`EventInfo`, :class:`StationInfo`) that travel to the
+workers; each worker reads one event's miniSEED file and cuts one
+:class:`Recording` per station, or a :class:`Reject` that says why it could not.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import obspy
+from obspy.geodetics import gps2dist_azimuth
+
+from ..config import PreprocessConfig
+from ..features import cut_window_samples
+from ..labels import UnknownLabelError, label_of
+from ..storage import read_bytes
+from .layout import event_id_from_resource_id
+
+# Component letters accepted for each model component: orientation codes Z/N/E and the
+# numbered equivalents 1/2 used for non-north-aligned horizontals.
+_COMPONENT_ALIASES = {"Z": ("Z", "3"), "N": ("N", "1"), "E": ("E", "2")}
+# Two sampling rates closer than this (relative) are the same rate.
+_RATE_TOLERANCE = 1e-4
+
+
+class IngestError(RuntimeError):
+    """A whole file (catalog, inventory or waveform file) cannot be read."""
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    """A station's coordinates and, per component, channel code, rate (Hz) and sensitivity (counts per m/s)."""
+
+    network: str
+    station: str
+    location: str
+    latitude: float
+    longitude: float
+    elevation_m: float
+    channels: dict[str, str]
+    sampling_rate: float
+    sensitivity: dict[str, float]
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}.{self.station}.{self.location}"
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """One catalog event: origin (POSIX seconds, degrees, km), magnitude, type and picks.
+
+    ``picks`` maps ``"NET.STA.LOC"`` to ``{"P": t, "S": t}`` (POSIX seconds).
+    ``label`` is None when the event type is not in the label map.
+    """
+
+    event_id: str
+    region: str
+    event_type: str
+    label: int | None
+    origin_time: float
+    latitude: float
+    longitude: float
+    depth_km: float
+    magnitude: float
+    picks: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Recording:
+    """One station's raw 3-component window of one event.
+
+    ``counts``: float64 array ``(3, n)`` in digitizer counts, components in
+    ``config.components`` order, starting ``padding_s`` before the window start.
+    """
+
+    event: EventInfo
+    station: StationInfo
+    distance_km: float
+    counts: np.ndarray
+    sensitivity: np.ndarray
+
+    @property
+    def sampling_rate(self) -> float:
+        return self.station.sampling_rate
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A recording (or a whole event when ``station == "*"``) that could not be used."""
+
+    region: str
+    event_id: str
+    station: str
+    reason: str
+    detail: str
+    source: str
+
+
+def read_catalog(uri: str, region: str) -> list[EventInfo]:
+    """Parse a QuakeML catalog into :class:`EventInfo` records, sorted by event id."""
+    try:
+        catalog = obspy.read_events(io.BytesIO(read_bytes(uri)), format="QUAKEML")
+    except FileNotFoundError:
+        raise IngestError(f"{uri}: catalog not found") from None
+    except Exception as exc:  # ObsPy raises many exception types for bad XML
+        raise IngestError(f"{uri}: cannot read QuakeML catalog: {exc}") from exc
+    events = []
+    for event in catalog:
+        event_id = event_id_from_resource_id(event.resource_id)
+        origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
+        if origin is None:
+            raise IngestError(f"{uri}: event {event_id} has no origin")
+        magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
+        event_type = str(event.event_type) if event.event_type is not None else ""
+        try:
+            label = label_of(event_type, event_id=event_id)
+        except UnknownLabelError:
+            label = None
+        picks: dict[str, dict[str, float]] = {}
+        for pick in event.picks:
+            wid = pick.waveform_id
+            key = f"{wid.network_code}.{wid.station_code}.{wid.location_code or ''}"
+            phase = (pick.phase_hint or "").upper()
+            if phase in ("P", "S"):
+                picks.setdefault(key, {})[phase] = pick.time.timestamp
+        events.append(
+            EventInfo(
+                event_id=event_id,
+                region=region,
+                event_type=event_type,
+                label=label,
+                origin_time=origin.time.timestamp,
+                latitude=float(origin.latitude),
+                longitude=float(origin.longitude),
+                depth_km=float(origin.depth or 0.0) / 1000.0,
+                magnitude=float(magnitude.mag) if magnitude is not None else float("nan"),
+                picks=picks,
+            )
+        )
+    return sorted(events, key=lambda e: e.event_id)
+
+
+def read_stations(uri: str, components: tuple[str, ...] = ("Z", "N", "E")) -> dict[str, StationInfo]:
+    """Parse a StationXML inventory into :class:`StationInfo` records keyed ``NET.STA.LOC``.
+
+    A station is listed when it has a channel for each of ``components``; for each
+    component the first matching channel is taken.
+    """
+    try:
+        inventory = obspy.read_inventory(io.BytesIO(read_bytes(uri)), format="STATIONXML")
+    except FileNotFoundError:
+        raise IngestError(f"{uri}: inventory not found") from None
+    except Exception as exc:
+        raise IngestError(f"{uri}: cannot read StationXML inventory: {exc}") from exc
+    stations: dict[str, StationInfo] = {}
+    for network in inventory:
+        for station in network:
+            by_location: dict[str, dict[str, obspy.core.inventory.Channel]] = {}
+            for channel in station:
+                for component, aliases in _COMPONENT_ALIASES.items():
+                    if channel.code[-1:] in aliases:
+                        by_location.setdefault(channel.location_code or "", {}).setdefault(component, channel)
+            for location, channels in by_location.items():
+                if not all(c in channels for c in components):
+                    continue
+                rates = {float(channels[c].sample_rate) for c in components}
+                sensitivity = {}
+                for c in components:
+                    response = channels[c].response
+                    if response is None or response.instrument_sensitivity is None:
+                        raise IngestError(
+                            f"{uri}: {network.code}.{station.code}.{location}.{channels[c].code} "
+                            "has no instrument sensitivity"
+                        )
+                    sensitivity[c] = float(response.instrument_sensitivity.value)
+                info = StationInfo(
+                    network=network.code,
+                    station=station.code,
+                    location=location,
+                    latitude=float(station.latitude),
+                    longitude=float(station.longitude),
+                    elevation_m=float(station.elevation),
+                    channels={c: channels[c].code for c in components},
+                    sampling_rate=max(rates),
+                    sensitivity=sensitivity,
+                )
+                stations[info.key] = info
+    return stations
+
+
+def _reject(event: EventInfo, station: str, reason: str, detail: str, source: str) -> Reject:
+    return Reject(event.region, event.event_id, station, reason, detail, source)
+
+
+def cut_recordings(
+    waveform_uri: str,
+    event: EventInfo,
+    stations: dict[str, StationInfo],
+    config: PreprocessConfig,
+) -> tuple[list[Recording], list[Reject]]:
+    """Read one event's miniSEED file and cut each station's window.
+
+    Never raises for bad data: every station that cannot be used becomes a
+    :class:`Reject` with a reason code (``unknown_event_type``, ``missing_waveform_file``,
+    ``unreadable_waveform_file``, ``no_station_metadata``, ``missing_recording``,
+    ``missing_component``, ``gap``, ``sampling_rate_mismatch``, ``no_p_pick``,
+    ``too_short``, ``nan``, ``clipped``).
+    """
+    if event.label is None:
+        return [], [_reject(event, "*", "unknown_event_type",
+                            f"event type {event.event_type!r} is not in the label map", waveform_uri)]
+    try:
+        stream = obspy.read(io.BytesIO(read_bytes(waveform_uri)), format="MSEED")
+    except FileNotFoundError:
+        return [], [_reject(event, "*", "missing_waveform_file", "file not found", waveform_uri)]
+    except Exception as exc:
+        return [], [_reject(event, "*", "unreadable_waveform_file", f"{type(exc).__name__}: {exc}", waveform_uri)]
+
+    recordings: list[Recording] = []
+    rejects: list[Reject] = []
+    seen = {f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}" for tr in stream}
+    for key in sorted(seen - set(stations)):
+        rejects.append(_reject(event, key, "no_station_metadata", "station is not in the inventory", waveform_uri))
+
+    for key in sorted(set(stations) & seen):
+        station = stations[key]
+        try:
+            counts = _station_window(stream, event, station, config)
+        except _RecordingProblem as problem:
+            rejects.append(_reject(event, key, problem.reason, str(problem), waveform_uri))
+            continue
+        distance_m, _, _ = gps2dist_azimuth(event.latitude, event.longitude, station.latitude, station.longitude)
+        sensitivity = np.array([station.sensitivity[c] for c in config.components])
+        recordings.append(Recording(event, station, distance_m / 1000.0, counts, sensitivity))
+    for key in sorted(set(stations) - seen):
+        rejects.append(_reject(event, key, "missing_recording", "no traces for this station in the file", waveform_uri))
+    return recordings, rejects
+
+
+class _RecordingProblem(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _station_window(stream: obspy.Stream, event: EventInfo, station: StationInfo, config: PreprocessConfig) -> np.ndarray:
+    """Cut ``(3, n)`` counts for one station or raise :class:`_RecordingProblem`."""
+    if config.window_reference == "p_arrival":
+        reference = event.picks.get(station.key, {}).get("P")
+        if reference is None:
+            raise _RecordingProblem("no_p_pick", "catalog has no P pick for this station")
+    else:
+        reference = event.origin_time
+    fs = station.sampling_rate
+    n = cut_window_samples(fs, config)
+    start = reference + config.window_start_s - config.padding_s
+
+    components = []
+    for component in config.components:
+        traces = stream.select(network=station.network, station=station.station,
+                               location=station.location, channel=station.channels[component])
+        if len(traces) == 0:
+            raise _RecordingProblem("missing_component", f"no {station.channels[component]} trace")
+        if len(traces) > 1:
+            traces = traces.copy()
+            traces.sort(["starttime"])
+            gaps = traces.get_gaps()
+            if gaps:
+                longest = max(abs(g[6]) for g in gaps)
+                raise _RecordingProblem("gap", f"{station.channels[component]}: {len(gaps)} gap(s)/overlap(s), longest {longest:.3f} s")
+            traces.merge(method=1)
+        trace = traces[0]
+        if abs(trace.stats.sampling_rate - fs) > _RATE_TOLERANCE * fs:
+            raise _RecordingProblem(
+                "sampling_rate_mismatch",
+                f"{trace.id}: {trace.stats.sampling_rate} Hz in the data, {fs} Hz in the inventory",
+            )
+        first = int(round((start - trace.stats.starttime.timestamp) * fs))
+        if first < 0 or first + n > trace.stats.npts:
+            raise _RecordingProblem(
+                "too_short",
+                f"{trace.id}: data {trace.stats.starttime}..{trace.stats.endtime} does not cover the "
+                f"{config.window_length_s + 2 * config.padding_s:.1f} s window from {obspy.UTCDateTime(start)}",
+            )
+        window = np.asarray(trace.data[first : first + n], dtype=np.float64)
+        if np.ma.isMaskedArray(trace.data) and np.ma.getmaskarray(trace.data)[first : first + n].any():
+            raise _RecordingProblem("gap", f"{trace.id}: masked (missing) samples in the window")
+        if not np.all(np.isfinite(window)):
+            raise _RecordingProblem("nan", f"{trace.id}: {int(np.sum(~np.isfinite(window)))} non-finite samples in the window")
+        peak = np.abs(window).max()
+        if peak >= config.clip_fraction * config.clip_counts:
+            raise _RecordingProblem("clipped", f"{trace.id}: peak {peak:.0f} counts reaches the digitizer full scale")
+        components.append(window)
+    return np.stack(components)
