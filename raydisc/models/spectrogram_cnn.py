@@ -1,0 +1,106 @@
+"""2-D CNN on 3-component log spectrograms, in the style of Linville, Pankow & Draelos
+(2019, GRL, "Deep learning models augment analyst decisions for event discrimination").
+
+Input: ``(batch, 3, n_freq, n_time)`` float32, the ``spectrogram`` column of a shard
+(``PreprocessConfig.spectrogram_shape``; with the defaults ``(3, 41, 89)``: 41 frequency
+bins 0–20 Hz, 89 frames 1 s apart covering 90 s). Output: ``(batch, n_classes)`` logits.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+
+class SpectrogramCNN(nn.Module):
+    """Stacked conv–batchnorm–ReLU–max-pool blocks, adaptive average pooling, dense head.
+
+    Each block halves both the frequency and the time extent (``ceil_mode`` so that an
+    extent never shrinks to zero); the adaptive pooling then maps whatever is left to a
+    fixed ``pooled_shape`` (frequency, time), so any window length or STFT setting works
+    with the same head.
+
+    Trainable parameters with default hyper-parameters and 2 classes: 56,658.
+    """
+
+    input_kind = "spectrogram"
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (3, 41, 89),
+        n_classes: int = 2,
+        *,
+        channels: Sequence[int] = (16, 32, 64),
+        kernel_size: int = 3,
+        pooled_shape: Sequence[int] = (2, 4),
+        dense_units: int = 64,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(f"SpectrogramCNN expects input_shape (components, n_freq, n_time), got {tuple(input_shape)}")
+        _check_common(channels, kernel_size, dense_units, dropout, n_classes)
+        if len(pooled_shape) != 2 or min(pooled_shape) < 1:
+            raise ValueError(f"pooled_shape must be two positive integers, got {tuple(pooled_shape)}")
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.in_channels = self.input_shape[0]
+
+        blocks: list[nn.Module] = []
+        c_in = self.in_channels
+        for c_out in channels:
+            blocks += [
+                # No conv bias: the batchnorm shift that follows makes it redundant.
+                nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(tuple(int(v) for v in pooled_shape))
+        n_flat = c_in * int(pooled_shape[0]) * int(pooled_shape[1])
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_flat, dense_units),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(dense_units, n_classes),
+        )
+
+    @classmethod
+    def default_hparams(cls) -> dict[str, Any]:
+        """Keyword-only constructor defaults (the single source of the defaults)."""
+        return keyword_defaults(cls)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(batch, components, n_freq, n_time)`` -> logits ``(batch, n_classes)``."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"SpectrogramCNN expects (batch, {self.in_channels}, n_freq, n_time), got {tuple(x.shape)}"
+            )
+        return self.head(self.pool(self.features(x)))
+
+
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The keyword-only arguments of ``cls.__init__`` with their defaults: both
+    architectures derive ``default_hparams`` from their signatures so the defaults are
+    written once."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _check_common(channels: Sequence[int], kernel_size: int, dense_units: int, dropout: float, n_classes: int) -> None:
+    """Validation shared by both architectures (imported by waveform_cnn)."""
+    if len(channels) == 0 or min(channels) < 1:
+        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {tuple(channels)}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        # Odd kernels keep 'same' padding symmetric, so the time axis is not shifted.
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    if dense_units < 1:
+        raise ValueError(f"dense_units must be positive, got {dense_units}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
