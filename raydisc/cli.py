@@ -84,7 +84,8 @@ def run_preprocess(args: argparse.Namespace) -> int:
     config = preprocess_config_from_args(args)
     init_ray(args.address)
     with tqdm(desc="shards", unit="shard") as bar:
-        def progress(row: dict) -> None:
+        def progress(row: dict, total: int) -> None:
+            bar.total = total
             bar.update(1)
             bar.set_postfix(region=row["region"], recordings=row["recordings"], rejects=row["rejects"])
 

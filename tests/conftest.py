@@ -10,8 +10,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """A real local Ray cluster, shared by every test that needs Ray."""
+def ray_cluster(s3_server):
+    """A real local Ray cluster, shared by every test that needs Ray.
+
+    Started after the S3 server so that its workers inherit the AWS variables, as
+    workers on a real cluster get them from the node's environment.
+    """
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", ignore_reinit_error=True)

@@ -131,7 +131,7 @@ def damaged_archive(tiny_archive, tmp_path_factory):
         mid = tr.stats.starttime + (tr.stats.endtime - tr.stats.starttime) / 2
         first, second = tr.slice(endtime=mid - 2), tr.slice(starttime=mid + 2)
         stream.remove(tr)
-        stream += [first, second]
+        stream += obspy.Stream([first, second])
         stream.write(str(path), format="MSEED")
     damage(2, "gap", gap)
 

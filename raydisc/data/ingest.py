@@ -226,6 +226,9 @@ def cut_recordings(
 
     recordings: list[Recording] = []
     rejects: list[Reject] = []
+    traces_by_id: dict[str, list[obspy.Trace]] = {}
+    for trace in stream:
+        traces_by_id.setdefault(trace.id, []).append(trace)
     seen = {f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}" for tr in stream}
     for key in sorted(seen - set(stations)):
         rejects.append(_reject(event, key, "no_station_metadata", "station is not in the inventory", waveform_uri))
@@ -233,7 +236,7 @@ def cut_recordings(
     for key in sorted(set(stations) & seen):
         station = stations[key]
         try:
-            counts = _station_window(stream, event, station, config)
+            counts = _station_window(traces_by_id, event, station, config)
         except _RecordingProblem as problem:
             rejects.append(_reject(event, key, problem.reason, str(problem), waveform_uri))
             continue
@@ -251,8 +254,13 @@ class _RecordingProblem(Exception):
         self.reason = reason
 
 
-def _station_window(stream: obspy.Stream, event: EventInfo, station: StationInfo, config: PreprocessConfig) -> np.ndarray:
-    """Cut ``(3, n)`` counts for one station or raise :class:`_RecordingProblem`."""
+def _station_window(
+    traces_by_id: dict[str, list[obspy.Trace]], event: EventInfo, station: StationInfo, config: PreprocessConfig
+) -> np.ndarray:
+    """Cut ``(3, n)`` counts for one station or raise :class:`_RecordingProblem`.
+
+    ``traces_by_id`` maps SEED ids (``NET.STA.LOC.CHA``) to that channel's traces.
+    """
     if config.window_reference == "p_arrival":
         reference = event.picks.get(station.key, {}).get("P")
         if reference is None:
@@ -265,8 +273,7 @@ def _station_window(stream: obspy.Stream, event: EventInfo, station: StationInfo
 
     components = []
     for component in config.components:
-        traces = stream.select(network=station.network, station=station.station,
-                               location=station.location, channel=station.channels[component])
+        traces = obspy.Stream(traces_by_id.get(f"{station.key}.{station.channels[component]}", []))
         if len(traces) == 0:
             raise _RecordingProblem("missing_component", f"no {station.channels[component]} trace")
         if len(traces) > 1:

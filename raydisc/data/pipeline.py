@@ -135,6 +135,11 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
             "recordings": len(recordings), "rejects": len(rejects)}
 
 
+def preprocess_shard(row: dict, config: PreprocessConfig) -> dict:
+    """Ray Data row function: build the shard of ``row["task"]`` (see :func:`process_shard`)."""
+    return process_shard(row["task"], config)
+
+
 def run_preprocessing(
     archive: str,
     output: str,
@@ -142,11 +147,14 @@ def run_preprocessing(
     preprocess_config: PreprocessConfig = PreprocessConfig(),
     split_config: SplitConfig = SplitConfig(),
     pipeline_config: PipelineConfig = PipelineConfig(),
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[dict, int], None] | None = None,
 ) -> dict:
     """Preprocess ``regions`` of ``archive`` into shards under ``output``; returns
     :func:`raydisc.data.shards.summarize` of the output plus ``shards_written`` /
-    ``shards_skipped``. Needs a running Ray (``ray.init()``)."""
+    ``shards_skipped``. Needs a running Ray (``ray.init()``).
+
+    ``progress(row, total)`` is called as each shard completes, with that shard's
+    summary row and the number of shards this run writes."""
     import ray
 
     regions = list(regions) if regions else layout.list_regions(archive)
@@ -162,10 +170,10 @@ def run_preprocessing(
         items = [{"task": t} for t in todo]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
-        results = dataset.map(lambda row: process_shard(row["task"], preprocess_config), **map_kwargs)
+        results = dataset.map(preprocess_shard, fn_kwargs={"config": preprocess_config}, **map_kwargs)
         for row in results.iter_rows():
             if progress is not None:
-                progress(row)
+                progress(row, len(todo))
     summary = summarize(output)
     summary.update(shards_written=len(todo), shards_skipped=len(tasks) - len(todo))
     return summary

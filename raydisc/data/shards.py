@@ -117,8 +117,11 @@ def build_shard_table(columns: dict[str, np.ndarray | list], config: PreprocessC
 
 
 def write_table_atomic(uri: str, table: pa.Table) -> None:
+    # Normalised float inputs are close to incompressible: compressing them costs more
+    # CPU than it saves bytes, so only the metadata columns are compressed.
+    compression = {name: ("none" if name in INPUT_KINDS else "zstd") for name in table.column_names}
     with open_atomic(uri) as f:
-        pq.write_table(table, f, compression="zstd")
+        pq.write_table(table, f, compression=compression)
 
 
 def decode_inputs(batch, kind: str) -> np.ndarray:
