@@ -38,12 +38,16 @@ def _bandpass_gain(n: int, sampling_rate: float, config: PreprocessConfig) -> np
     return np.abs(response) ** 2
 
 
-def _detrend_linear(x: np.ndarray) -> np.ndarray:
-    """Remove the least-squares straight line along the last axis (closed form, batched)."""
+def _detrend_linear_inplace(x: np.ndarray) -> None:
+    """Remove the least-squares straight line along the last axis (closed form, batched).
+
+    In place, because the raw windows are the largest arrays of the whole pipeline.
+    """
     t = np.arange(x.shape[-1], dtype=np.float64)
     t -= t.mean()
     slope = (x @ t) / (t @ t)
-    return x - x.mean(axis=-1, keepdims=True) - slope[..., None] * t
+    x -= x.mean(axis=-1, keepdims=True)
+    x -= slope[..., None] * t
 
 
 @lru_cache(maxsize=32)
@@ -106,7 +110,7 @@ def preprocess(
     dict with ``"spectrogram"``: float32 ``(batch, *config.spectrogram_shape[...])`` and
     ``"waveform"``: float32 ``(batch, 3, config.n_samples)`` (see PreprocessConfig).
     """
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = np.asarray(counts)
     if counts.ndim != 3 or counts.shape[1] != 3:
         raise ValueError(f"counts must have shape (batch, 3, n), got {counts.shape}")
     expected = cut_window_samples(sampling_rate, config)
@@ -119,10 +123,12 @@ def preprocess(
     if np.any(~np.isfinite(sensitivity)) or np.any(sensitivity == 0):
         raise ValueError("sensitivity must be finite and non-zero")
 
-    velocity = counts / sensitivity
-    velocity = _detrend_linear(velocity)
-    velocity = velocity * _taper(velocity.shape[-1], config.taper_fraction)
-    velocity = _bandpass_and_resample(velocity, float(sampling_rate), config)
+    # Every step up to the resampling is linear, so the division by the sensitivity is
+    # done on the short resampled output instead of the long raw window.
+    raw = counts.astype(np.float64, copy=True)
+    _detrend_linear_inplace(raw)
+    raw *= _taper(raw.shape[-1], config.taper_fraction)
+    velocity = _bandpass_and_resample(raw, float(sampling_rate), config) / sensitivity
 
     pad = int(round(config.padding_s * config.target_rate_hz))
     window = velocity[..., pad : pad + config.n_samples]
