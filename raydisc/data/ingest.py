@@ -210,9 +210,7 @@ def cut_recordings(
 
     Never raises for bad data: every station that cannot be used becomes a
     :class:`Reject` with a reason code (``unknown_event_type``, ``missing_waveform_file``,
-    ``unreadable_waveform_file``, ``no_station_metadata``, ``missing_recording``,
-    ``missing_component``, ``gap``, ``sampling_rate_mismatch``, ``no_p_pick``,
-    ``too_short``, ``nan``, ``clipped``).
+    ``unreadable_waveform_file``, plus those of :func:`cut_recordings_from_stream`).
     """
     if event.label is None:
         return [], [_reject(event, "*", "unknown_event_type",
@@ -223,7 +221,23 @@ def cut_recordings(
         return [], [_reject(event, "*", "missing_waveform_file", "file not found", waveform_uri)]
     except Exception as exc:
         return [], [_reject(event, "*", "unreadable_waveform_file", f"{type(exc).__name__}: {exc}", waveform_uri)]
+    return cut_recordings_from_stream(stream, event, stations, config, source=waveform_uri)
 
+
+def cut_recordings_from_stream(
+    stream: obspy.Stream,
+    event: EventInfo,
+    stations: dict[str, StationInfo],
+    config: PreprocessConfig,
+    source: str = "",
+) -> tuple[list[Recording], list[Reject]]:
+    """Cut each station's window of one event from an ObsPy stream (any source:
+    a file, an upload, an SDS archive). ``source`` names it in reject rows.
+
+    Reject reasons: ``no_station_metadata``, ``missing_recording``,
+    ``missing_component``, ``gap``, ``sampling_rate_mismatch``, ``no_p_pick``,
+    ``too_short``, ``nan``, ``clipped``.
+    """
     recordings: list[Recording] = []
     rejects: list[Reject] = []
     traces_by_id: dict[str, list[obspy.Trace]] = {}
@@ -231,20 +245,20 @@ def cut_recordings(
         traces_by_id.setdefault(trace.id, []).append(trace)
     seen = {f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}" for tr in stream}
     for key in sorted(seen - set(stations)):
-        rejects.append(_reject(event, key, "no_station_metadata", "station is not in the inventory", waveform_uri))
+        rejects.append(_reject(event, key, "no_station_metadata", "station is not in the inventory", source))
 
     for key in sorted(set(stations) & seen):
         station = stations[key]
         try:
             counts = _station_window(traces_by_id, event, station, config)
         except _RecordingProblem as problem:
-            rejects.append(_reject(event, key, problem.reason, str(problem), waveform_uri))
+            rejects.append(_reject(event, key, problem.reason, str(problem), source))
             continue
         distance_m, _, _ = gps2dist_azimuth(event.latitude, event.longitude, station.latitude, station.longitude)
         sensitivity = np.array([station.sensitivity[c] for c in config.components])
         recordings.append(Recording(event, station, distance_m / 1000.0, counts, sensitivity))
     for key in sorted(set(stations) - seen):
-        rejects.append(_reject(event, key, "missing_recording", "no traces for this station in the file", waveform_uri))
+        rejects.append(_reject(event, key, "missing_recording", "no traces for this station", source))
     return recordings, rejects
 
 
