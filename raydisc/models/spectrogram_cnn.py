@@ -7,11 +7,12 @@ bins 0–20 Hz, 89 frames 1 s apart covering 90 s). Output: ``(batch, n_classes)
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from ._common import check_common, keyword_defaults
 
 
 class SpectrogramCNN(nn.Module):
@@ -41,7 +42,7 @@ class SpectrogramCNN(nn.Module):
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"SpectrogramCNN expects input_shape (components, n_freq, n_time), got {tuple(input_shape)}")
-        _check_common(channels, kernel_size, dense_units, dropout, n_classes)
+        check_common(channels, kernel_size, dense_units, dropout, n_classes)
         if len(pooled_shape) != 2 or min(pooled_shape) < 1:
             raise ValueError(f"pooled_shape must be two positive integers, got {tuple(pooled_shape)}")
         self.input_shape = tuple(int(v) for v in input_shape)
@@ -81,26 +82,3 @@ class SpectrogramCNN(nn.Module):
                 f"SpectrogramCNN expects (batch, {self.in_channels}, n_freq, n_time), got {tuple(x.shape)}"
             )
         return self.head(self.pool(self.features(x)))
-
-
-def keyword_defaults(cls: type) -> dict[str, Any]:
-    """The keyword-only arguments of ``cls.__init__`` with their defaults: both
-    architectures derive ``default_hparams`` from their signatures so the defaults are
-    written once."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
-def _check_common(channels: Sequence[int], kernel_size: int, dense_units: int, dropout: float, n_classes: int) -> None:
-    """Validation shared by both architectures (imported by waveform_cnn)."""
-    if len(channels) == 0 or min(channels) < 1:
-        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {tuple(channels)}")
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        # Odd kernels keep 'same' padding symmetric, so the time axis is not shifted.
-        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
-    if dense_units < 1:
-        raise ValueError(f"dense_units must be positive, got {dense_units}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes}")

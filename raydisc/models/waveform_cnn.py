@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .spectrogram_cnn import _check_common, keyword_defaults
+from ._common import check_common, keyword_defaults
 
 
 class _ResidualBlock1d(nn.Module):
@@ -68,7 +68,7 @@ class WaveformCNN(nn.Module):
         super().__init__()
         if len(input_shape) != 2:
             raise ValueError(f"WaveformCNN expects input_shape (components, n_samples), got {tuple(input_shape)}")
-        _check_common(channels, kernel_size, dense_units, dropout, n_classes)
+        check_common(channels, kernel_size, dense_units, dropout, n_classes)
         if stem_channels < 1 or stem_kernel_size < 1 or stem_kernel_size % 2 == 0:
             raise ValueError("stem_channels must be positive and stem_kernel_size a positive odd integer")
         self.input_shape = tuple(int(v) for v in input_shape)

@@ -1,0 +1,28 @@
+"""Helpers shared by the architectures: defaults from signatures, argument checks."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The keyword-only arguments of ``cls.__init__`` with their defaults: both
+    architectures derive ``default_hparams`` from their signatures so the defaults are
+    written once."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def check_common(channels: Sequence[int], kernel_size: int, dense_units: int, dropout: float, n_classes: int) -> None:
+    """Validation shared by both architectures."""
+    if len(channels) == 0 or min(channels) < 1:
+        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {tuple(channels)}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        # Odd kernels keep 'same' padding symmetric, so the time axis is not shifted.
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    if dense_units < 1:
+        raise ValueError(f"dense_units must be positive, got {dense_units}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
