@@ -1,0 +1,251 @@
+"""What a reprocessing run writes, and where (local folder or object storage)::
+
+    {out}/_reprocess.json                        bundle id + preprocessing fingerprint (a run
+                                                 into the folder with another bundle is refused)
+    {out}/stations/{region}/chunk-00000.parquet  one row per classified station recording
+    {out}/events/{region}/chunk-00000.parquet    one row per classified event
+    {out}/failures/{region}/chunk-00000.parquet  unusable inputs with reasons (ingest Reject rows)
+    {out}/failures/{region}/region.parquet       a catalog or inventory that could not be read
+    {out}/catalogs/{region}.xml                  input catalog annotated with the verdicts (QuakeML)
+    {out}/review/{region}.csv, {region}.txt      events whose verdict contradicts the catalog type
+    {out}/summary.json                           counts of the last run
+
+Every file is written atomically (:func:`raydisc.storage.open_atomic`). Per chunk the
+failures and events files are written before the stations file, so an existing
+stations file means the chunk is complete; its footer metadata fingerprints the chunk's
+events and bundle, and a re-run skips the chunks whose fingerprint still matches.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import obspy
+import pyarrow as pa
+import pyarrow.parquet as pq
+from obspy.core.event import Comment
+
+from ..data.layout import event_id_from_resource_id
+from ..data.shards import REJECT_SCHEMA, write_table_atomic
+from ..labels import EVENT_TYPE_TO_CLASS
+from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
+
+CLAIM_FILE = "_reprocess.json"
+TABLES = ("stations", "events", "failures")
+COMMENT_PREFIX = "raydisc reprocess"
+#: Key of the stations file's footer metadata that fingerprints the chunk's events.
+CHUNK_EVENTS_KEY = "raydisc.chunk_events_sha256"
+
+
+def chunk_name(index: int) -> str:
+    return f"chunk-{index:05d}.parquet"
+
+
+def table_uri(output: str, table: str, region: str, index: int | None = None) -> str:
+    """File of one chunk (``index``) or the region-level failures file (``index=None``)."""
+    return join(output, table, region, chunk_name(index) if index is not None else "region.parquet")
+
+
+def prob_columns(class_names) -> list[str]:
+    return [f"p_{name}" for name in class_names]
+
+
+def verdict_event_type(class_index: int) -> str:
+    """QuakeML event type written for a verdict: the first type the label map sends to
+    that class (``earthquake`` for 0, ``quarry blast`` for 1)."""
+    return next(t for t, c in EVENT_TYPE_TO_CLASS.items() if c == class_index)
+
+
+def station_schema(class_names, n_members: int) -> pa.Schema:
+    """Station-level results; probabilities are dimensionless, ``member_probabilities``
+    is ``(n_members, n_classes)`` per row, ``distance_km`` epicentral (km), rate in Hz."""
+    n_classes = len(class_names)
+    return pa.schema(
+        [
+            ("event_id", pa.string()), ("region", pa.string()), ("network", pa.string()),
+            ("station", pa.string()), ("location", pa.string()),
+            ("origin_time", pa.timestamp("ms", tz="UTC")), ("catalog_type", pa.string()),
+            ("catalog_class", pa.int8()), ("distance_km", pa.float64()), ("sampling_rate", pa.float64()),
+            *[(c, pa.float64()) for c in prob_columns(class_names)],
+            ("verdict", pa.string()), ("verdict_class", pa.int8()), ("probability", pa.float64()),
+            ("spread", pa.float64()),
+            ("member_probabilities", pa.list_(pa.list_(pa.float32(), n_classes), n_members)),
+            ("bundle_id", pa.string()), ("input_sha256", pa.string()), ("source", pa.string()),
+        ]
+    )
+
+
+def event_schema(class_names) -> pa.Schema:
+    """Event-level results: mean of the station probabilities (:func:`aggregate_events`)."""
+    return pa.schema(
+        [
+            ("event_id", pa.string()), ("region", pa.string()),
+            ("origin_time", pa.timestamp("ms", tz="UTC")), ("magnitude", pa.float64()),
+            ("catalog_type", pa.string()), ("catalog_class", pa.int8()),
+            *[(c, pa.float64()) for c in prob_columns(class_names)],
+            ("verdict", pa.string()), ("verdict_class", pa.int8()), ("probability", pa.float64()),
+            ("n_stations", pa.int32()), ("spread", pa.float64()), ("contradicts_catalog", pa.bool_()),
+            ("bundle_id", pa.string()),
+        ]
+    )
+
+
+def build_table(columns: dict, schema: pa.Schema) -> pa.Table:
+    """Table of ``schema`` from per-column lists / arrays (``member_probabilities``: a
+    float32 array ``(rows, n_members, n_classes)``)."""
+    arrays = []
+    n = len(columns["event_id"])
+    for field in schema:
+        values = columns[field.name]
+        if field.name == "member_probabilities":
+            member = np.ascontiguousarray(values, dtype=np.float32)
+            n_members, n_classes = field.type.list_size, field.type.value_type.list_size
+            flat = pa.array(member.reshape(-1)) if n else pa.array([], pa.float32())
+            inner = pa.FixedSizeListArray.from_arrays(flat, n_classes)
+            arrays.append(pa.FixedSizeListArray.from_arrays(inner, n_members))
+        elif field.name == "origin_time":
+            arrays.append(pa.array([int(round(t * 1000)) for t in values], type=pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(list(values) if isinstance(values, np.ndarray) else values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_failures(uri: str, rejects) -> None:
+    write_table_atomic(uri, pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA))
+
+
+def _read(uri: str) -> pa.Table:
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(io.BytesIO(f.read()))
+
+
+def read_results(output: str, table: str, regions=None) -> pa.Table | None:
+    """All complete files of ``table`` (``stations``, ``events`` or ``failures``) for
+    ``regions`` (default all), concatenated in region and chunk order; None if none."""
+    parts = []
+    for region in regions or listdir(join(output, table)):
+        for name in listdir(join(output, table, region)):
+            if name.endswith(".parquet"):
+                parts.append(_read(join(output, table, region, name)))
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="default")
+
+
+def chunk_rows(output: str, table: str, region: str, index: int) -> int:
+    """Row count of one chunk file, from the Parquet footer."""
+    fs, path = filesystem(table_uri(output, table, region, index))
+    with fs.open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def chunk_fingerprint_on_disk(output: str, region: str, index: int) -> str | None:
+    """The chunk fingerprint recorded in a complete chunk's stations file, or None if
+    the chunk is not complete."""
+    uri = table_uri(output, "stations", region, index)
+    if not exists(uri):
+        return None
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        metadata = pq.ParquetFile(f).schema_arrow.metadata or {}
+    value = metadata.get(CHUNK_EVENTS_KEY.encode())
+    return value.decode() if value else None
+
+
+def remove_chunks_from(output: str, region: str, first: int) -> int:
+    """Delete chunk files with index >= ``first`` of every table (stations first, so a
+    crash in between leaves no chunk that looks complete); returns how many."""
+    removed = 0
+    for table in ("stations", "events", "failures"):
+        for name in listdir(join(output, table, region)):
+            if name.startswith("chunk-") and name.endswith(".parquet") and int(name[6:11]) >= first:
+                fs, path = filesystem(join(output, table, region, name))
+                fs.rm(path)
+                removed += 1
+    return removed
+
+
+def claim_output(output: str, bundle_manifest: dict) -> None:
+    """Record the bundle in a new output folder, or refuse one made with another bundle
+    (mixing verdicts of two bundles in one table would be silently inconsistent)."""
+    uri = join(output, CLAIM_FILE)
+    info = {"bundle_id": bundle_manifest["bundle_id"], "preprocess_fingerprint": bundle_manifest["preprocess_fingerprint"]}
+    if exists(uri):
+        old = json.loads(read_bytes(uri))
+        if old.get("bundle_id") != info["bundle_id"]:
+            raise ValueError(
+                f"{output} holds results of bundle {old.get('bundle_id')}, not {info['bundle_id']}; "
+                "use a new output folder for another bundle"
+            )
+        return
+    write_bytes_atomic(uri, json.dumps(info, indent=2).encode())
+
+
+def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, output_uri: str) -> None:
+    """Write a copy of the QuakeML catalog where each classified event gets a comment
+    (verdict, its probability, bundle id, original type) and the verdict's event type.
+
+    A verdict that agrees with the original type's class keeps the original (more
+    specific) type, e.g. ``mining explosion`` stays so for a ``blast`` verdict.
+    """
+    catalog = obspy.read_events(io.BytesIO(read_bytes(catalog_uri)), format="QUAKEML")
+    rows = {r["event_id"]: r for r in (events.to_pylist() if events is not None else [])}
+    for event in catalog:
+        row = rows.get(event_id_from_resource_id(event.resource_id))
+        original = str(event.event_type) if event.event_type is not None else ""
+        if row is None:
+            event.comments.append(Comment(text=f"{COMMENT_PREFIX}: no usable recording, not classified; bundle {bundle_id}"))
+            continue
+        text = (f"{COMMENT_PREFIX}: verdict {row['verdict']} (probability {row['probability']:.4f}, "
+                f"{row['n_stations']} stations, spread {row['spread']:.4f}); bundle {bundle_id}; "
+                f"original event_type {original or 'unset'!s}")
+        event.comments.append(Comment(text=text))
+        if EVENT_TYPE_TO_CLASS.get(original.lower()) != row["verdict_class"]:
+            event.event_type = verdict_event_type(row["verdict_class"])
+    buffer = io.BytesIO()
+    catalog.write(buffer, format="QUAKEML")
+    write_bytes_atomic(output_uri, buffer.getvalue())
+
+
+REVIEW_COLUMNS = ("event_id", "origin_time", "magnitude", "catalog_type", "verdict", "probability", "n_stations", "spread")
+
+
+def write_review(events: pa.Table | None, region: str, bundle_id: str, csv_uri: str, text_uri: str) -> int:
+    """List the events whose verdict contradicts the catalog's type (CSV, most confident
+    first) with a short text summary; returns how many there are."""
+    rows = [r for r in (events.to_pylist() if events is not None else []) if r["contradicts_catalog"]]
+    rows.sort(key=lambda r: (-r["probability"], r["event_id"]))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=REVIEW_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "origin_time": r["origin_time"].isoformat(), "probability": f"{r['probability']:.4f}",
+                         "spread": f"{r['spread']:.4f}", "magnitude": f"{r['magnitude']:.2f}"})
+    write_bytes_atomic(csv_uri, text.getvalue().encode())
+    n_events = events.num_rows if events is not None else 0
+    changes: dict[tuple[str, str], int] = {}
+    for r in rows:
+        changes[(r["catalog_type"], r["verdict"])] = changes.get((r["catalog_type"], r["verdict"]), 0) + 1
+    lines = [f"region {region}: {len(rows)} of {n_events} classified events contradict the catalog type "
+             f"(bundle {bundle_id})"]
+    lines += [f"  catalog {old!r} -> verdict {new!r}: {n}" for (old, new), n in sorted(changes.items())]
+    lines += [f"  {r['event_id']}  {r['catalog_type']} -> {r['verdict']} (p={r['probability']:.3f}, "
+              f"{r['n_stations']} stations)" for r in rows[:20]]
+    if len(rows) > 20:
+        lines.append(f"  ... {len(rows) - 20} more in {csv_uri}")
+    write_bytes_atomic(text_uri, ("\n".join(lines) + "\n").encode())
+    return len(rows)
+
+
+def write_json(uri: str, data: dict) -> None:
+    with open_atomic(uri) as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+__all__ = [
+    "TABLES", "table_uri", "prob_columns", "station_schema", "event_schema", "build_table", "write_failures",
+    "read_results", "claim_output", "annotate_catalog", "write_review", "verdict_event_type", "chunk_rows",
+]

@@ -1,0 +1,471 @@
+"""Batch classification of whole archives: a Ray Data pipeline from catalog events to
+station- and event-level verdicts.
+
+The driver reads each region's catalog and inventory once and cuts the events into
+chunks of ``events_per_chunk`` (in event-id order, so chunk membership is the same in
+every run). Chunks whose stations file exists and names the same events are skipped.
+The rest stream through::
+
+    chunk tasks ──map_batches(prepare_chunk)──▶ one row per usable recording (model input)
+      (CPU tasks: read waveforms with ObsPy, cut, the one preprocessing function;
+       unusable inputs are written to the chunk's failures file)
+    ──map_batches(EnsemblePredictor, actor pool)──▶ member probabilities per recording
+      (bundle loaded once per actor; GPUs when the cluster has them)
+    ──driver──▶ regroups the rows of each chunk; when a chunk is complete, soft vote,
+      spread and event aggregation, then events file, then stations file (atomic)
+
+After the stream, each region's annotated QuakeML catalog and review list are written
+from the tables on disk, so a resumed run ends with the same files as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..config import PreprocessConfig
+from ..data.ingest import EventInfo, IngestError, Recording, Reject, StationInfo, read_catalog, read_stations
+from ..data.pipeline import preprocess_recordings
+from ..data.shards import write_table_atomic
+from ..ensemble import aggregate_events, ensemble_spread, load_bundle, read_manifest, soft_vote
+from ..models import input_kind_of
+from ..storage import join
+from . import outputs
+from .sources import RegionSource, cut_event
+
+log = logging.getLogger(__name__)
+
+#: Metadata columns carried with every recording through the pipeline.
+_META = ("event_id", "region", "network", "station", "location", "distance_km", "sampling_rate",
+         "input_sha256", "source")
+
+
+@dataclass(frozen=True)
+class ReprocessConfig:
+    """Execution settings (they do not change the results).
+
+    ``events_per_chunk``: events per output partition (the unit of atomic writing and of
+    resuming). ``batch_size``: recordings per inference batch. ``actors``: size of the
+    inference actor pool. ``cpus_per_actor``: CPUs reserved per actor (also its torch
+    threads). ``gpus_per_actor``: None = 1 when the cluster has GPUs, else 0.
+    ``preprocess_concurrency``: at most this many preprocessing tasks at once (None: Ray
+    Data decides).
+    """
+
+    events_per_chunk: int = 32
+    batch_size: int = 128
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None
+    preprocess_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.events_per_chunk < 1 or self.batch_size < 1 or self.actors < 1:
+            raise ValueError("events_per_chunk, batch_size and actors must be >= 1")
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What the workers need to know of the bundle without loading weights."""
+
+    uri: str
+    bundle_id: str
+    class_names: tuple[str, ...]
+    n_members: int
+    input_kind: str
+    input_shape: tuple[int, ...]
+    preprocess: PreprocessConfig
+
+    @classmethod
+    def read(cls, uri: str) -> "BundleInfo":
+        manifest = read_manifest(uri)
+        return cls(uri, manifest["bundle_id"], tuple(manifest["class_names"]), len(manifest["members"]),
+                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]),
+                   PreprocessConfig.from_dict(manifest["preprocess_config"]))
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One output partition: ``events`` of one region (plain data, cheap to ship)."""
+
+    source: RegionSource
+    index: int
+    events: tuple[EventInfo, ...]
+    stations: dict[str, StationInfo]
+    output: str
+    bundle: BundleInfo
+
+    @property
+    def key(self) -> str:
+        return f"{self.source.region}/{self.index:05d}"
+
+
+# ----------------------------------------------------------------- stage 1: CPU tasks
+
+
+def recording_hash(recording: Recording) -> str:
+    """SHA-256 of the raw window (float64 counts ``(3, n)``, C order) and its rate in Hz:
+    the same data gives the same hash whichever archive format it was read from."""
+    digest = hashlib.sha256(np.ascontiguousarray(recording.counts, dtype=np.float64).tobytes())
+    digest.update(repr(float(recording.sampling_rate)).encode())
+    return digest.hexdigest()
+
+
+def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig, kind: str, source: RegionSource):
+    """Model inputs ``(n, *shape)`` of the recordings that preprocess to finite values,
+    those recordings, and rejects for the others. One vectorized call normally; only if
+    it fails is each recording retried alone, so one bad recording costs only itself."""
+    try:
+        batches = [(recordings, preprocess_recordings(recordings, config)[kind])]
+    except Exception:
+        batches = []
+        for r in recordings:
+            try:
+                batches.append(([r], preprocess_recordings([r], config)[kind]))
+            except Exception as exc:
+                batches.append(([r], exc))
+    kept, inputs, rejects = [], [], []
+    for recs, values in batches:
+        for i, r in enumerate(recs):
+            if isinstance(values, Exception):
+                detail, reason = f"{type(values).__name__}: {values}", "preprocessing_error"
+            elif not np.all(np.isfinite(values[i])):
+                detail, reason = "preprocessing produced non-finite values", "preprocessing_error"
+            else:
+                kept.append(r)
+                inputs.append(values[i])
+                continue
+            rejects.append(Reject(r.event.region, r.event.event_id, r.station.key, reason, detail,
+                                  source.waveform_uri(r.event.event_id)))
+    return kept, inputs, rejects
+
+
+def prepare_chunk(batch: dict) -> dict:
+    """Ray Data batch function over pickled chunk tasks (``batch_size=1``): read, cut and
+    preprocess every recording of the chunk's events with the bundle's preprocessing
+    config; write the chunk's failures file. Returns one row per usable recording with
+    its metadata, ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32 ``(n, *input_shape)``).
+
+    A chunk without a usable recording is complete here: its (empty) events and stations
+    files are written too.
+    """
+    task: ChunkTask = pickle.loads(batch["task"][0])
+    config, kind = task.bundle.preprocess, task.bundle.input_kind
+    recordings, rejects = [], []
+    for event in task.events:
+        found, rejected = cut_event(task.source, event, task.stations, config)
+        recordings += found
+        rejects += rejected
+    recordings, inputs, failed = _preprocess_isolating(recordings, config, kind, task.source)
+    rejects += failed
+    region = task.source.region
+    outputs.write_failures(outputs.table_uri(task.output, "failures", region, task.index), rejects)
+    if not recordings:
+        finish_chunk(task, {k: np.array([], dtype=object) for k in _META},
+                     np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32))
+    n = len(recordings)
+    return {
+        "chunk_key": np.array([task.key] * n, dtype=object),
+        "chunk_rows": np.full(n, n, dtype=np.int64),
+        "event_id": np.array([r.event.event_id for r in recordings], dtype=object),
+        "region": np.array([region] * n, dtype=object),
+        "network": np.array([r.station.network for r in recordings], dtype=object),
+        "station": np.array([r.station.station for r in recordings], dtype=object),
+        "location": np.array([r.station.location for r in recordings], dtype=object),
+        "distance_km": np.array([r.distance_km for r in recordings], dtype=np.float64),
+        "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
+        "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
+        "source": np.array([task.source.waveform_uri(r.event.event_id) for r in recordings], dtype=object),
+        "inputs": np.stack(inputs).astype(np.float32) if n else np.zeros((0, *task.bundle.input_shape), np.float32),
+    }
+
+
+# ----------------------------------------------------------------- stage 2: actor pool
+
+
+class EnsemblePredictor:
+    """Ray Data callable class: holds the loaded bundle (once per actor) and adds
+    ``member_probabilities`` float32 ``(rows, n_members, n_classes)`` to each batch,
+    dropping the ``inputs`` column."""
+
+    def __init__(self, bundle_uri: str, threads: int | None = None):
+        import torch
+
+        if threads:
+            # One actor per reserved CPU: more torch threads than that only contend.
+            torch.set_num_threads(threads)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.bundle = load_bundle(bundle_uri, map_location=device)
+
+    def __call__(self, batch: dict) -> dict:
+        x = np.asarray(batch.pop("inputs"), dtype=np.float32)
+        member = self.bundle.member_probabilities(x, batch_size=max(1, len(x)))  # (M, n, C)
+        batch["member_probabilities"] = np.ascontiguousarray(member.transpose(1, 0, 2))
+        return batch
+
+
+# ----------------------------------------------------------------- stage 3: per chunk
+
+
+def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
+    """Vote, aggregate and write one complete chunk: events file, then stations file.
+
+    ``columns``: the :data:`_META` columns of the chunk's recordings (any order);
+    ``member``: float32 ``(n, n_members, n_classes)``. Rows are sorted by event and
+    station, so the files do not depend on the order rows arrived in. Returns the
+    number of station rows.
+    """
+    bundle, region = task.bundle, task.source.region
+    n = len(columns["event_id"])
+    order = np.lexsort((np.asarray(columns["location"], dtype=str), np.asarray(columns["station"], dtype=str),
+                        np.asarray(columns["network"], dtype=str), np.asarray(columns["event_id"], dtype=str))) if n else np.arange(0)
+    cols = {k: np.asarray(columns[k])[order] for k in _META}
+    member = np.asarray(member, dtype=np.float32)[order]
+    by_member = member.transpose(1, 0, 2)  # (M, n, C), as the voting functions take it
+    events = {e.event_id: e for e in task.events}
+    names = bundle.class_names
+    station = {k: cols[k].tolist() for k in _META}
+    if n:
+        probs = soft_vote(by_member)
+        spread = ensemble_spread(by_member)
+    else:
+        probs, spread = np.zeros((0, len(names))), np.zeros(0)
+    verdict = probs.argmax(axis=1)
+    station.update(
+        origin_time=[events[e].origin_time for e in station["event_id"]],
+        catalog_type=[events[e].event_type for e in station["event_id"]],
+        catalog_class=[events[e].label for e in station["event_id"]],
+        verdict=[names[c] for c in verdict], verdict_class=verdict.tolist(),
+        probability=probs[np.arange(n), verdict].tolist(), spread=spread.tolist(),
+        member_probabilities=member, bundle_id=[bundle.bundle_id] * n,
+        **{c: probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
+    )
+
+    ids = np.asarray(cols["event_id"], dtype=str)
+    if n:
+        event_ids, event_probs = aggregate_events(ids, probs)
+        # Spread of the event verdict: the same statistic as for stations, over the
+        # members' own event-level (station-mean) probabilities.
+        event_member = np.stack([aggregate_events(ids, by_member[m])[1] for m in range(len(by_member))])
+        event_spread = ensemble_spread(event_member)
+        n_stations = np.unique(ids, return_counts=True)[1]
+    else:
+        event_ids, event_probs = np.array([], dtype=str), np.zeros((0, len(names)))
+        event_spread, n_stations = np.zeros(0), np.zeros(0, dtype=int)
+    event_verdict = event_probs.argmax(axis=1)
+    infos = [events[e] for e in event_ids.tolist()]
+    event_table = {
+        "event_id": event_ids.tolist(), "region": [region] * len(infos),
+        "origin_time": [e.origin_time for e in infos], "magnitude": [e.magnitude for e in infos],
+        "catalog_type": [e.event_type for e in infos], "catalog_class": [e.label for e in infos],
+        "verdict": [names[c] for c in event_verdict], "verdict_class": event_verdict.tolist(),
+        "probability": event_probs[np.arange(len(infos)), event_verdict].tolist(),
+        "n_stations": n_stations.tolist(), "spread": event_spread.tolist(),
+        "contradicts_catalog": [e.label is not None and e.label != int(v) for e, v in zip(infos, event_verdict)],
+        "bundle_id": [bundle.bundle_id] * len(infos),
+        **{c: event_probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
+    }
+    write_table_atomic(outputs.table_uri(task.output, "events", region, task.index),
+                               outputs.build_table(event_table, outputs.event_schema(names)))
+    # The stations file last: its existence marks the chunk complete; its footer names
+    # the chunk's events, so a re-run against a changed catalog redoes the chunk.
+    table = outputs.build_table(station, outputs.station_schema(names, bundle.n_members))
+    table = table.replace_schema_metadata({outputs.CHUNK_EVENTS_KEY: chunk_fingerprint(task).encode()})
+    write_table_atomic(outputs.table_uri(task.output, "stations", region, task.index), table)
+    return n
+
+
+def chunk_fingerprint(task: ChunkTask) -> str:
+    """SHA-256 of the chunk's event ids (in order) and the bundle id."""
+    text = "\n".join([task.bundle.bundle_id, *(e.event_id for e in task.events)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------- driver
+
+
+@dataclass
+class RegionPlan:
+    source: RegionSource
+    tasks: list[ChunkTask] = field(default_factory=list)
+    error: Reject | None = None
+
+
+def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str, events_per_chunk: int) -> list[RegionPlan]:
+    """Read catalogs and inventories; a region whose catalog or inventory cannot be read
+    gets an ``error`` (recorded in the failures table) instead of tasks."""
+    plans = []
+    for source in sources:
+        plan = RegionPlan(source)
+        try:
+            events = read_catalog(source.catalog, source.region)
+            stations = read_stations(source.inventory, bundle.preprocess.components)
+        except IngestError as exc:
+            what = "catalog" if source.catalog in str(exc) else "inventory"
+            plan.error = Reject(source.region, "*", "*", f"unreadable_{what}", str(exc),
+                                source.catalog if what == "catalog" else source.inventory)
+            plans.append(plan)
+            continue
+        for index, start in enumerate(range(0, len(events), events_per_chunk)):
+            plan.tasks.append(ChunkTask(source, index, tuple(events[start:start + events_per_chunk]),
+                                        stations, output, bundle))
+        plans.append(plan)
+    return plans
+
+
+def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConfig,
+                on_chunk: Callable[[ChunkTask, int], None]) -> None:
+    import ray
+
+    gpus = config.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    # Tasks travel pickled (our own objects, made in this driver): a bytes column is
+    # native to Arrow, whereas a dataclass column makes Ray Data warn and fall back.
+    items = [{"task": pickle.dumps(t)} for t in todo]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    prep_kwargs = {"concurrency": config.preprocess_concurrency} if config.preprocess_concurrency else {}
+    # max_retries: a worker lost mid-chunk (OOM, node loss) redoes its chunk; outputs
+    # are idempotent. Differing remote args also keep Ray Data from fusing this CPU
+    # stage into the actor pool, which would run all preprocessing on the actors only.
+    recordings = dataset.map_batches(prepare_chunk, batch_size=1, batch_format="numpy", max_retries=2,
+                                     **prep_kwargs)
+    predicted = recordings.map_batches(
+        EnsemblePredictor,
+        fn_constructor_kwargs={"bundle_uri": bundle.uri, "threads": max(1, int(config.cpus_per_actor))},
+        batch_size=config.batch_size,
+        batch_format="numpy",
+        concurrency=config.actors,
+        num_cpus=config.cpus_per_actor,
+        num_gpus=gpus,
+    )
+    by_key = {t.key: t for t in todo}
+    pending: dict[str, list[dict]] = {}
+    iterator = predicted.iter_batches(batch_size=None, batch_format="numpy")
+    try:
+        for batch in iterator:
+            keys = np.asarray(batch["chunk_key"])
+            for key in np.unique(keys):
+                rows = keys == key
+                pending.setdefault(key, []).append({k: np.asarray(v)[rows] for k, v in batch.items()})
+                parts = pending[key]
+                if sum(len(p["chunk_key"]) for p in parts) == int(parts[0]["chunk_rows"][0]):
+                    del pending[key]
+                    columns = {k: np.concatenate([p[k] for p in parts]) for k in _META}
+                    member = np.concatenate([p["member_probabilities"] for p in parts])
+                    n = finish_chunk(by_key[key], columns, member)
+                    on_chunk(by_key[key], n)
+    finally:
+        # Stops the streaming executor (and its actors) if we leave early, e.g. on a crash.
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    if pending:
+        raise RuntimeError(f"incomplete chunks after the stream ended: {sorted(pending)}")
+
+
+def reprocess_archives(
+    sources: Sequence[RegionSource],
+    bundle_uri: str,
+    output: str,
+    config: ReprocessConfig = ReprocessConfig(),
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """Classify every event and station recording of ``sources`` with the bundle at
+    ``bundle_uri``; write the tables, annotated catalogs and review lists under
+    ``output`` (layout in :mod:`raydisc.reprocess.outputs`). Needs a running Ray.
+
+    Chunks already complete in ``output`` are skipped, so a re-run after a crash does
+    only the rest. ``progress(row)`` is called in the driver as each chunk is written
+    (``row``: region, chunk, events, recordings). Returns a summary:
+    ``{"regions": {region: {...}}, "totals": {...}}`` with per region the events in the
+    catalog, chunks written / skipped, recordings ``processed`` (this run), ``skipped``
+    (already done), ``failed`` (failure rows), events classified and contradictions.
+    """
+    regions = [s.region for s in sources]
+    if len(set(regions)) != len(regions):
+        raise ValueError(f"region names must be unique, got {regions}")
+    bundle = BundleInfo.read(bundle_uri)
+    outputs.claim_output(output, read_manifest(bundle_uri))
+    plans = plan_chunks(sources, bundle, output, config.events_per_chunk)
+    todo, done_before = [], set()
+    for plan in plans:
+        if plan.error is not None:
+            outputs.write_failures(outputs.table_uri(output, "failures", plan.source.region), [plan.error])
+        region = plan.source.region
+        for task in plan.tasks:
+            if outputs.chunk_fingerprint_on_disk(output, region, task.index) == chunk_fingerprint(task):
+                done_before.add(task.key)
+            else:
+                todo.append(task)
+        if plan.error is None:
+            # A catalog that shrank since the last run leaves chunks beyond the plan.
+            stale = outputs.remove_chunks_from(output, region, len(plan.tasks))
+            if stale:
+                log.warning("%s: removed %d chunk file(s) beyond the current catalog", region, stale)
+    log.info("%d chunks planned, %d already complete, %d to do",
+             sum(len(p.tasks) for p in plans), len(done_before), len(todo))
+
+    def on_chunk(task: ChunkTask, n: int) -> None:
+        if progress is not None:
+            progress({"region": task.source.region, "chunk": task.index, "events": len(task.events), "recordings": n})
+
+    if todo:
+        _run_stream(todo, bundle, config, on_chunk)
+    return _finish_regions(plans, bundle, output, done_before)
+
+
+def _finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, done_before: set[str]) -> dict:
+    """Annotated catalog and review list per region, from the tables on disk; summary."""
+    summary: dict = {"bundle_id": bundle.bundle_id, "regions": {}}
+    for plan in plans:
+        region = plan.source.region
+        failures = outputs.read_results(output, "failures", [region])
+        row = {"events": sum(len(t.events) for t in plan.tasks), "chunks_written": 0, "chunks_skipped": 0,
+               "processed": 0, "skipped": 0, "failed": failures.num_rows if failures is not None else 0,
+               "events_classified": 0, "contradictions": 0}
+        if plan.error is not None:
+            row["error"] = plan.error.reason
+        for task in plan.tasks:
+            n = outputs.chunk_rows(output, "stations", region, task.index)
+            was_done = task.key in done_before
+            row["chunks_skipped" if was_done else "chunks_written"] += 1
+            row["skipped" if was_done else "processed"] += n
+        if plan.error is None:
+            events = outputs.read_results(output, "events", [region])
+            row["events_classified"] = events.num_rows if events is not None else 0
+            outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, join(output, "catalogs", f"{region}.xml"))
+            row["contradictions"] = outputs.write_review(events, region, bundle.bundle_id,
+                                                         join(output, "review", f"{region}.csv"),
+                                                         join(output, "review", f"{region}.txt"))
+        summary["regions"][region] = row
+        log.info("%s", format_region_line(region, row))
+    keys = ("events", "processed", "skipped", "failed", "events_classified", "contradictions")
+    summary["totals"] = {k: sum(r[k] for r in summary["regions"].values()) for k in keys}
+    outputs.write_json(join(output, "summary.json"), summary)
+    return summary
+
+
+def format_region_line(region: str, row: dict) -> str:
+    """One line per region: what was done, skipped and failed."""
+    if row.get("error"):
+        return f"{region}: not processed ({row['error']}); see failures/{region}/region.parquet"
+    return (f"{region}: {row['events_classified']}/{row['events']} events classified, recordings processed "
+            f"{row['processed']}, skipped (already done) {row['skipped']}, failed {row['failed']}; chunks written "
+            f"{row['chunks_written']}, skipped {row['chunks_skipped']}; {row['contradictions']} contradict the catalog")
+
+
+def format_summary(summary: dict) -> str:
+    lines = [format_region_line(r, row) for r, row in summary["regions"].items()]
+    t = summary["totals"]
+    lines.append(f"total: processed {t['processed']}, skipped {t['skipped']}, failed {t['failed']} recordings; "
+                 f"{t['events_classified']} events classified, {t['contradictions']} to review (bundle {summary['bundle_id']})")
+    return "\n".join(lines)
+
+
+__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "finish_chunk",
+           "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
