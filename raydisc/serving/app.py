@@ -1,0 +1,473 @@
+"""The Ray Serve application: an HTTP ingress (FastAPI) in front of batched model replicas.
+
+Deployments
+-----------
+``Classifier`` (ingress, FastAPI): parses a request (miniSEED, arrays or object-storage
+URIs), cuts and preprocesses the recordings with the project's own functions and the
+bundle's config (:mod:`raydisc.serving.inputs`), sends the ``(n, *input_shape)`` model
+inputs to the model deployment(s), soft-votes and aggregates per event.
+
+``EnsembleModel``: holds members of the bundle (loaded by :func:`load_bundle`) and runs
+them on coalesced requests with ``@serve.batch``. Two compositions:
+
+* ``"ensemble"`` (default): one deployment holding all members;
+* ``"members"``: one deployment per member, composed by the ingress through handles.
+
+The default was chosen with ``bench/serve.py`` (10 default-size waveform_cnn members,
+3 stations per request, 8 concurrent clients, 2 shared CPU cores): one deployment
+holding all members gave 2.5x the HTTP throughput of one deployment per member
+(19.5 vs 7.0 requests/s; model level 23.7 vs 9.4), because the fan-out costs a handle
+round trip, a copy of the inputs and a replica process per member. Batching (max 16)
+gave 1.15x over unbatched at the model level, 2 replicas 1.7x (HTTP: 1.2x, bound by the
+ingress' miniSEED parsing and preprocessing on 2 cores).
+
+Routes (OpenAPI at ``/v1/openapi.json``): ``GET /healthz`` (process alive),
+``GET /readyz`` (model replicas answer), ``GET /v1/info``, ``POST /v1/classify/mseed``,
+``POST /v1/classify/arrays``, ``POST /v1/classify/uris``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import os
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ray import serve
+from starlette.concurrency import run_in_threadpool
+
+from ..ensemble import aggregate_events, ensemble_spread, load_bundle, soft_vote
+from . import inputs as _inputs
+from .schemas import (
+    API_VERSION,
+    ArraysRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    EventResult,
+    InfoResponse,
+    MseedMetadata,
+    RejectOut,
+    StationResult,
+    UriRequest,
+)
+
+log = logging.getLogger(__name__)
+
+#: Environment variable holding the bearer token when none is configured explicitly.
+TOKEN_ENV = "RAYDISC_SERVE_TOKEN"
+MSEED_TYPES = ("application/vnd.fdsn.mseed", "application/octet-stream")
+
+
+class ServeSettings(BaseModel):
+    """Arguments of :func:`build_app` (also the ``args:`` of a Serve config YAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: str = Field(..., description="bundle URI (local path or s3://...)")
+    composition: Literal["ensemble", "members"] = "ensemble"
+    max_batch_size: int = Field(16, ge=1, description="requests coalesced per model call; 1 = unbatched")
+    batch_wait_timeout_s: float = Field(0.005, ge=0)
+    num_replicas: int | Literal["auto"] = Field(1, description="model replicas; 'auto' uses autoscaling_config")
+    autoscaling_config: dict[str, Any] | None = Field(
+        None, description="Serve autoscaling_config of the model deployment(s), e.g. "
+                          "{'min_replicas': 1, 'max_replicas': 4, 'target_ongoing_requests': 4}")
+    model_num_cpus: float = Field(1.0, ge=0)
+    ingress_num_cpus: float = Field(0.5, ge=0)
+    ingress_replicas: int = Field(1, ge=1)
+    gpu_fraction: float | None = Field(None, ge=0, le=1,
+                                       description="GPUs per model replica; default 0.5 when the cluster has GPUs, else 0")
+    max_body_bytes: int = Field(20 * 2**20, ge=1024, description="requests larger than this get 413")
+    token: str | None = Field(None, description=f"bearer token; default: ${TOKEN_ENV} if set, else no auth")
+    uri_prefixes: list[str] = Field(default_factory=list,
+                                    description="URI prefixes the /v1/classify/uris form may read (empty: form disabled)")
+
+
+# --------------------------------------------------------------------------- model replicas
+
+
+@serve.deployment
+class EnsembleModel:
+    """Members of a bundle, run on batches of coalesced requests.
+
+    ``__call__(x)``: ``x`` float32 ``(n, *input_shape)`` -> float32
+    ``(n_members_here, n, n_classes)`` softmax probabilities.
+    """
+
+    def __init__(self, bundle_uri: str, members: list[int] | None = None,
+                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.005):
+        import torch
+
+        bundle = load_bundle(bundle_uri, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        if members is not None:
+            bundle = dataclasses.replace(bundle, members=[bundle.members[i] for i in members])
+        self.bundle = bundle
+        self.predict_batch.set_max_batch_size(max_batch_size)
+        self.predict_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        sizes = np.cumsum([len(x) for x in xs])[:-1]
+        # Inference in a thread: the replica's event loop keeps queueing the next batch.
+        probs = await asyncio.to_thread(self.bundle.member_probabilities, np.concatenate(xs))
+        return np.split(probs, sizes, axis=1)
+
+    async def __call__(self, x: np.ndarray) -> np.ndarray:
+        return await self.predict_batch(x)
+
+    async def ping(self) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- ingress
+
+# Per-process state of the ingress replica (set in Classifier.__init__), read by the
+# body-size middleware, the auth dependency and the routes. The FastAPI app is built in
+# the replica by build_fastapi(): FastAPI >= 0.16x apps hold locks and cannot be pickled,
+# so Serve gets the builder function instead of an app object.
+_RUNTIME: dict[str, Any] = {"max_body_bytes": 20 * 2**20, "token": None, "ingress": None}
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for bodies over ``_RUNTIME['max_body_bytes']``, whether the
+    size is announced in Content-Length or only found while streaming."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.inner(scope, receive, send)
+        limit = _RUNTIME["max_body_bytes"]
+        too_big = JSONResponse({"detail": f"request body exceeds the limit of {limit} bytes", "rejected": []},
+                               status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await too_big(scope, receive, send)
+        seen, exceeded, started = 0, False, False
+
+        async def limited_receive():
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    exceeded = True
+                    raise _TooLarge()
+            return message
+
+        async def guarded_send(message):
+            # FastAPI turns an exception while reading the body into its own 400: once
+            # the limit was crossed, whatever the app answers is replaced by the 413.
+            nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await too_big(scope, receive, send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.inner(scope, limited_receive, guarded_send)
+        except _TooLarge:
+            if not started:
+                await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def require_token(request: Request) -> None:
+    """Bearer-token check for the ``/v1`` routes (no-op when no token is configured)."""
+    token = _RUNTIME["token"]
+    if not token:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    # Constant-time comparison: no timing oracle on the token.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise _HTTPError(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, detail: str, rejects=(), headers=None):
+        self.status, self.detail, self.rejects, self.headers = status, detail, list(rejects), headers
+
+
+def _problems(errors) -> str:
+    # One readable item per problem, with its JSON path (e.g. body.stations.0.sensitivity).
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)}
+_MSEED_BODY = {"requestBody": {"required": True, "content": {
+    "application/vnd.fdsn.mseed": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["mseed"], "properties": {
+        "mseed": {"type": "string", "format": "binary"},
+        "stationxml": {"type": "string", "format": "binary"},
+        "metadata": {"type": "string", "description": "MseedMetadata as JSON"}}}},
+}}}
+
+
+def _ingress() -> "Classifier":
+    ingress = _RUNTIME["ingress"]
+    if ingress is None:
+        raise _HTTPError(503, "ingress not initialised")
+    return ingress
+
+
+def build_fastapi() -> FastAPI:
+    """The HTTP API (routes, OpenAPI schema at ``/v1/openapi.json``); routes delegate to
+    the ingress replica of this process. Also usable without Serve to read the schema."""
+    app = FastAPI(
+        title="raydisc classification API",
+        version=API_VERSION,
+        description=(
+            "Earthquake vs. quarry-blast discrimination of one event's station recordings by a "
+            "soft-voting CNN ensemble. Authentication (when enabled): `Authorization: Bearer <token>`."
+        ),
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(_BodyLimit)
+    auth = [Depends(require_token)]
+
+    @app.exception_handler(_HTTPError)
+    async def _http_error(request: Request, exc: _HTTPError):
+        body = ErrorResponse(detail=exc.detail, rejected=[
+            RejectOut(station=r.station, reason=r.reason, detail=r.detail) for r in exc.rejects])
+        return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": f"invalid request: {_problems(exc.errors())}", "rejected": []},
+                            status_code=422)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict:
+        """Liveness: the ingress process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
+    async def readyz():
+        """Readiness: every model deployment answers a ping within 5 s."""
+        return await _ingress().readiness()
+
+    @app.get("/v1/info", response_model=InfoResponse, dependencies=auth, responses=_ERRORS, tags=["model"])
+    async def info() -> InfoResponse:
+        """The bundle being served: id, architecture, members with metrics, label map, config."""
+        return _ingress().info()
+
+    @app.post("/v1/classify/mseed", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+              tags=["classify"], openapi_extra=_MSEED_BODY)
+    async def classify_mseed(
+        request: Request,
+        metadata: str | None = Query(None, max_length=1_000_000, description="MseedMetadata as JSON (raw-body form)"),
+        on_reject: Literal["fail", "skip"] = Query("fail"),
+    ) -> ClassifyResponse:
+        """Classify one event from miniSEED: raw body (``application/vnd.fdsn.mseed``, metadata
+        in the ``metadata`` query field) or ``multipart/form-data`` with parts ``mseed``,
+        ``metadata`` (JSON) and optionally ``stationxml`` (then metadata needs only ``event`` and
+        ``picks``). Metadata schema: ``MseedMetadata``."""
+        return await _ingress().classify_mseed(request, metadata, on_reject)
+
+    @app.post("/v1/classify/arrays", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+              tags=["classify"])
+    async def classify_arrays(request: ArraysRequest) -> ClassifyResponse:
+        """Classify one event from per-station JSON arrays of raw counts (see ``ArraysRequest``)."""
+        return await _ingress().classify_arrays(request)
+
+    @app.post("/v1/classify/uris", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+              tags=["classify"])
+    async def classify_uris(request: UriRequest) -> ClassifyResponse:
+        """Classify one event read from object storage: miniSEED + StationXML + QuakeML URIs,
+        each under one of the server's ``uri_prefixes``."""
+        return await _ingress().classify_uris(request)
+
+    return app
+
+
+def openapi_schema() -> dict:
+    """The API's OpenAPI document (what ``GET /v1/openapi.json`` serves)."""
+    return build_fastapi().openapi()
+
+
+@serve.deployment
+@serve.ingress(build_fastapi)
+class Classifier:
+    """HTTP ingress; ``models`` are handles to :class:`EnsembleModel` deployments whose
+    member probabilities concatenate (in order) to the whole ensemble's."""
+
+    def __init__(self, settings: dict, models: list):
+        self.settings = ServeSettings(**settings)
+        token = self.settings.token or os.environ.get(TOKEN_ENV) or None
+        self.token = token
+        # The same loader as the model replicas: config, label map and metadata of the
+        # bundle; the weights loaded here are not used for inference.
+        self.bundle = load_bundle(self.settings.bundle)
+        self.config = self.bundle.preprocess_config
+        self.models = models
+        # Serve ships this class by value (its module name now points at the Deployment), so
+        # a plain `_RUNTIME` here would be a pickled copy: update the imported module's dict,
+        # the one that the routes built by build_fastapi() read.
+        from raydisc.serving import app as this_module
+
+        this_module._RUNTIME.update(max_body_bytes=self.settings.max_body_bytes, token=token, ingress=self)
+
+    async def readiness(self):
+        try:
+            await asyncio.wait_for(asyncio.gather(*[m.ping.remote() for m in self.models]), 5.0)
+        except Exception as exc:  # timeout or a dead replica: not ready, say why
+            return JSONResponse({"detail": f"model deployments not ready: {type(exc).__name__}: {exc}"[:500], "rejected": []},
+                                status_code=503)
+        return {"status": "ready"}
+
+    def info(self) -> InfoResponse:
+        b = self.bundle
+        return InfoResponse(
+            api_version=API_VERSION, bundle_id=b.bundle_id, architecture=b.architecture,
+            hparams=b.manifest["hparams"], input_kind=b.input_kind,
+            input_shape=list(b.input_shape), class_names=list(b.class_names), label_map=b.label_map,
+            members=b.member_metrics, best_member=b.best_member, preprocess_config=b.manifest["preprocess_config"],
+            created_at=b.created_at, composition=self.settings.composition,
+            max_body_bytes=self.settings.max_body_bytes, auth_required=bool(self.token),
+        )
+
+    async def _classify(self, recordings, rejects, on_reject: str, event_id: str) -> ClassifyResponse:
+        recordings, rate_rejects = _inputs.check_rates(recordings, self.config)
+        rejects = list(rejects) + rate_rejects
+        if rejects and on_reject == "fail":
+            names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in rejects)
+            raise _HTTPError(422, f"unusable station recording(s): {names}", rejects)
+        if not recordings:
+            raise _HTTPError(422, "no usable station recording in the request", rejects)
+        try:
+            x = await run_in_threadpool(_inputs.model_inputs, recordings, self.config, self.bundle.input_kind)
+        except ValueError as exc:
+            raise _HTTPError(422, f"preprocessing failed: {exc}", rejects) from None
+        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if not finite.all():
+            bad = [recordings[i].station.key for i in np.flatnonzero(~finite)]
+            raise _HTTPError(422, f"preprocessing gave non-finite model input for station(s) {bad}", rejects)
+        parts = await asyncio.gather(*[m.remote(x) for m in self.models])
+        member_probs = np.concatenate(parts, axis=0)  # (n_members, n, n_classes)
+        return self._response(recordings, rejects, member_probs, event_id)
+
+    def _response(self, recordings, rejects, member_probs, event_id) -> ClassifyResponse:
+        names = list(self.bundle.class_names)
+        probs = soft_vote(member_probs)
+        spread = ensemble_spread(member_probs)
+        _, event_probs = aggregate_events(np.zeros(len(recordings), dtype=int), probs, rule="mean")
+        stations = [
+            StationResult(
+                station=r.station.key,
+                probabilities=dict(zip(names, probs[i].tolist())),
+                predicted_label=names[int(probs[i].argmax())],
+                spread=float(spread[i]),
+                member_votes=[names[int(k)] for k in member_probs[:, i].argmax(axis=1)],
+                member_probabilities=member_probs[:, i].astype(np.float64).tolist(),
+            )
+            for i, r in enumerate(recordings)
+        ]
+        event = EventResult(event_id=event_id, probabilities=dict(zip(names, event_probs[0].tolist())),
+                            predicted_label=names[int(event_probs[0].argmax())], n_stations=len(recordings))
+        return ClassifyResponse(bundle_id=self.bundle.bundle_id, class_names=names, stations=stations, event=event,
+                                rejected=[RejectOut(station=r.station, reason=r.reason, detail=r.detail)
+                                          for r in rejects])
+
+    async def classify_mseed(self, request: Request, metadata: str | None, on_reject: str) -> ClassifyResponse:
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";")[0].strip().lower()
+        body = await request.body()
+        stationxml = None
+        if media == "multipart/form-data":
+            try:
+                fields = _inputs.parse_multipart(body, content_type)
+            except _inputs.InputError as exc:
+                raise _HTTPError(exc.status, str(exc)) from None
+            if "mseed" not in fields:
+                raise _HTTPError(422, "multipart body lacks the 'mseed' part")
+            unknown = set(fields) - {"mseed", "metadata", "stationxml"}
+            if unknown:
+                raise _HTTPError(422, f"unknown multipart part(s) {sorted(unknown)}")
+            body, stationxml = fields["mseed"], fields.get("stationxml")
+            if "metadata" in fields:
+                metadata = fields["metadata"].decode("utf-8", errors="replace")
+        elif media not in MSEED_TYPES:
+            raise _HTTPError(415, f"content type {content_type!r}: send {MSEED_TYPES[0]} or multipart/form-data")
+        try:
+            meta = MseedMetadata.model_validate_json(metadata or "{}")
+        except ValidationError as exc:
+            raise _HTTPError(422, f"invalid metadata: {_problems(exc.errors())}") from None
+        try:
+            recordings, rejects = await run_in_threadpool(
+                _inputs.recordings_from_mseed, body, meta, self.config, stationxml)
+        except _inputs.InputError as exc:
+            raise _HTTPError(exc.status, str(exc), exc.rejects) from None
+        return await self._classify(recordings, rejects, on_reject, meta.event.event_id)
+
+    async def classify_arrays(self, request: ArraysRequest) -> ClassifyResponse:
+        recordings, rejects = await run_in_threadpool(_inputs.recordings_from_arrays, request, self.config)
+        return await self._classify(recordings, rejects, request.on_reject, request.event.event_id)
+
+    async def classify_uris(self, request: UriRequest) -> ClassifyResponse:
+        try:
+            recordings, rejects, event_id = await run_in_threadpool(
+                _inputs.recordings_from_uris, request, self.config, tuple(self.settings.uri_prefixes))
+        except _inputs.InputError as exc:
+            raise _HTTPError(exc.status, str(exc), exc.rejects) from None
+        return await self._classify(recordings, rejects, request.on_reject, event_id)
+
+
+# --------------------------------------------------------------------------- application
+
+
+def _cluster_has_gpus() -> bool:
+    import ray
+
+    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+
+
+def build_app(args: dict | ServeSettings) -> serve.Application:
+    """Serve application builder (``import_path: raydisc.serving.app:build_app``).
+
+    ``args``: :class:`ServeSettings` fields. The bundle's manifest is read here so a
+    bad bundle fails at deploy time with the loader's message, not in a replica.
+    """
+    from ..ensemble import read_manifest
+
+    settings = args if isinstance(args, ServeSettings) else ServeSettings(**args)
+    n_members = len(read_manifest(settings.bundle)["members"])
+    gpus = settings.gpu_fraction if settings.gpu_fraction is not None else (0.5 if _cluster_has_gpus() else 0.0)
+    actor_options: dict[str, Any] = {"num_cpus": settings.model_num_cpus}
+    if gpus > 0:
+        actor_options["num_gpus"] = gpus
+    scale: dict[str, Any]
+    if settings.num_replicas == "auto" or settings.autoscaling_config:
+        scale = {"autoscaling_config": settings.autoscaling_config
+                 or {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 4}}
+    else:
+        scale = {"num_replicas": settings.num_replicas}
+    batch = {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
+    if settings.composition == "ensemble":
+        models = [EnsembleModel.options(ray_actor_options=actor_options, **scale).bind(settings.bundle, None, **batch)]
+    else:
+        models = [
+            EnsembleModel.options(name=f"Member{i:03d}", ray_actor_options=actor_options, **scale)
+            .bind(settings.bundle, [i], **batch)
+            for i in range(n_members)
+        ]
+    ingress = Classifier.options(num_replicas=settings.ingress_replicas,
+                                 ray_actor_options={"num_cpus": settings.ingress_num_cpus})
+    return ingress.bind(settings.model_dump(), models)
+
+
+__all__ = ["Classifier", "EnsembleModel", "ServeSettings", "TOKEN_ENV", "build_app", "build_fastapi", "openapi_schema"]

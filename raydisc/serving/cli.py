@@ -1,0 +1,84 @@
+"""``raydisc serve BUNDLE``: run the classification endpoint on a Ray cluster.
+
+Wire into the main CLI with::
+
+    p = subparsers.add_parser("serve", help="HTTP classification endpoint (Ray Serve)")
+    add_serve_arguments(p); p.set_defaults(func=run_serve)
+
+Authentication is off unless a token is given (``--token`` or ``$RAYDISC_SERVE_TOKEN``);
+clients then send ``Authorization: Bearer <token>``. Serving on a non-loopback host
+without a token prints a warning.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``raydisc serve`` (mirror :class:`raydisc.serving.app.ServeSettings`)."""
+    parser.add_argument("bundle", help="ensemble bundle URI (local path or s3://...)")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    parser.add_argument("--composition", choices=("ensemble", "members"), default="ensemble",
+                        help="one deployment with all members (default, faster on CPU) or one per member")
+    parser.add_argument("--replicas", default="1", help="model replicas, or 'auto' for autoscaling")
+    parser.add_argument("--min-replicas", type=int, default=1)
+    parser.add_argument("--max-replicas", type=int, default=4)
+    parser.add_argument("--max-batch-size", type=int, default=16, help="1 disables batching")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--model-cpus", type=float, default=1.0, help="CPUs per model replica")
+    parser.add_argument("--gpu-fraction", type=float, default=None,
+                        help="GPUs per model replica (default 0.5 when the cluster has GPUs)")
+    parser.add_argument("--max-body-mb", type=float, default=20.0, help="larger requests get 413")
+    parser.add_argument("--token", default=None, help="bearer token (default: $RAYDISC_SERVE_TOKEN; none = no auth)")
+    parser.add_argument("--uri-prefix", action="append", default=[],
+                        help="URI prefix the /v1/classify/uris form may read (repeatable; none = form disabled)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from .app import ServeSettings
+
+    autoscaling = None
+    if args.replicas == "auto":
+        autoscaling = {"min_replicas": args.min_replicas, "max_replicas": args.max_replicas,
+                       "target_ongoing_requests": 4}
+    return ServeSettings(
+        bundle=args.bundle, composition=args.composition,
+        num_replicas="auto" if args.replicas == "auto" else int(args.replicas),
+        autoscaling_config=autoscaling, max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_ms / 1000.0, model_num_cpus=args.model_cpus,
+        gpu_fraction=args.gpu_fraction, max_body_bytes=int(args.max_body_mb * 2**20),
+        token=args.token, uri_prefixes=list(args.uri_prefix),
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start Ray (or connect), deploy the app, print the URL and block until Ctrl-C."""
+    import ray
+    from ray import serve
+
+    from .app import TOKEN_ENV, build_app
+
+    settings = settings_from_args(args)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not (settings.token or os.environ.get(TOKEN_ENV)):
+        print(f"warning: serving on {args.host} without authentication (set --token or ${TOKEN_ENV})",
+              file=sys.stderr)
+    ray.init(address=args.address, ignore_reinit_error=True)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(build_app(settings), name="raydisc", route_prefix="/")
+    url = f"http://{args.host}:{args.port}"
+    print(json.dumps({"url": url, "openapi": f"{url}/v1/openapi.json", "bundle": args.bundle}))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.shutdown()
+    return 0
+
+
+__all__ = ["add_serve_arguments", "run_serve", "settings_from_args"]

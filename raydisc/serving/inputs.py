@@ -1,0 +1,217 @@
+"""Turn the three request forms into station recordings, then into model inputs.
+
+All three forms end in :func:`raydisc.data.ingest.cut_recordings_from_stream` (the
+arrays form is wrapped into an ObsPy stream first) and then
+:func:`raydisc.data.pipeline.preprocess_recordings` with the bundle's config: the same
+cutting rules, reject reasons and preprocessing as training. Nothing here touches Ray.
+"""
+from __future__ import annotations
+
+import io
+import uuid
+from email import policy
+from email.parser import BytesParser
+
+import numpy as np
+import obspy
+
+from .. import storage
+from ..config import PreprocessConfig
+from ..data.ingest import (
+    EventInfo,
+    IngestError,
+    Recording,
+    Reject,
+    StationInfo,
+    cut_recordings_from_stream,
+    read_catalog,
+    read_stations,
+)
+from ..data.pipeline import preprocess_recordings
+from .schemas import ArraysRequest, MseedMetadata, UriRequest, posix_seconds
+
+#: Reference time (POSIX s) that arrays-form windows are placed around: any fixed time
+#: works, because the arrays form gives times relative to the reference.
+_ARRAYS_REFERENCE = 1.0e9
+
+
+class InputError(ValueError):
+    """A request the server cannot classify; ``status`` is the HTTP status to answer with
+    and ``rejects`` lists the stations (with reasons) that caused it."""
+
+    def __init__(self, detail: str, status: int = 422, rejects: list[Reject] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.rejects = list(rejects or [])
+
+
+def _station_info(key_parts: tuple[str, str, str], lat: float, lon: float, elev: float,
+                  channels: dict[str, str], rate: float, sensitivity: dict[str, float]) -> StationInfo:
+    network, station, location = key_parts
+    return StationInfo(network, station, location, lat, lon, elev, dict(channels), float(rate), dict(sensitivity))
+
+
+def read_mseed(data: bytes) -> obspy.Stream:
+    """Parse miniSEED bytes; InputError (422) if ObsPy cannot read them."""
+    if not data:
+        raise InputError("empty miniSEED body")
+    try:
+        return obspy.read(io.BytesIO(data), format="MSEED")
+    except Exception as exc:  # libmseed/ObsPy raise many types for malformed records
+        raise InputError(f"unreadable miniSEED: {type(exc).__name__}: {exc}") from None
+
+
+def stations_from_stationxml(data: bytes, config: PreprocessConfig) -> dict[str, StationInfo]:
+    """Parse uploaded StationXML with the project's reader (:func:`read_stations`).
+
+    ``read_stations`` reads a URI, so the bytes go to a unique in-memory fsspec path for
+    the duration of the call (no disk, no clash between concurrent requests).
+    """
+    uri = f"memory://raydisc-serving/{uuid.uuid4().hex}.xml"
+    storage.write_bytes_atomic(uri, data)
+    try:
+        return read_stations(uri, config.components)
+    except IngestError as exc:
+        raise InputError(str(exc).replace(uri, "uploaded StationXML")) from None
+    finally:
+        fs, path = storage.filesystem(uri)
+        if fs.exists(path):
+            fs.rm(path)
+
+
+def recordings_from_mseed(
+    data: bytes, metadata: MseedMetadata, config: PreprocessConfig, stationxml: bytes | None = None
+) -> tuple[list[Recording], list[Reject]]:
+    """Cut recordings from an uploaded miniSEED file.
+
+    Station metadata comes from ``stationxml`` when given (then ``metadata.picks`` give
+    the P picks), else from ``metadata.stations`` (each with its own ``p_time``).
+    """
+    stream = read_mseed(data)
+    event = metadata.event
+    picks: dict[str, dict[str, float]] = {k: {"P": posix_seconds(t)} for k, t in metadata.picks.items()}
+    if stationxml is not None:
+        stations = stations_from_stationxml(stationxml, config)
+    else:
+        if not metadata.stations:
+            raise InputError("metadata.stations is empty and no StationXML was uploaded: "
+                             "station coordinates, channels, sampling rate and sensitivity are needed")
+        stations = {}
+        for s in metadata.stations:
+            missing = [c for c in config.components if c not in s.channels or c not in s.sensitivity]
+            if missing:
+                raise InputError(f"station {s.key}: channels/sensitivity lack component(s) {missing}")
+            stations[s.key] = _station_info((s.network, s.station, s.location), s.latitude, s.longitude,
+                                            s.elevation_m, s.channels, s.sampling_rate_hz, s.sensitivity)
+            if s.p_time is not None:
+                picks.setdefault(s.key, {})["P"] = posix_seconds(s.p_time)
+    origin = posix_seconds(event.origin_time) if event.origin_time is not None else None
+    if config.window_reference == "origin" and origin is None:
+        raise InputError("this bundle cuts windows relative to the origin time: metadata.event.origin_time is required")
+    info = EventInfo(event.event_id, "request", "", None, origin if origin is not None else float("nan"),
+                     event.latitude, event.longitude, event.depth_km, float("nan"), picks)
+    return cut_recordings_from_stream(stream, info, stations, config, source="upload")
+
+
+def recordings_from_arrays(request: ArraysRequest, config: PreprocessConfig) -> tuple[list[Recording], list[Reject]]:
+    """Wrap each station's arrays into ObsPy traces placed ``start_s`` after a fixed
+    reference time, and cut them like a file (same checks: too short, NaN, clipping...)."""
+    traces, stations, rejects = [], {}, []
+    for s in request.stations:
+        rows = s.counts
+        if len(rows) != 3 or len({len(r) for r in rows}) != 1:
+            shape = f"{len(rows)} rows of lengths {[len(r) for r in rows]}"
+            rejects.append(Reject("request", request.event.event_id, s.key, "missing_component",
+                                  f"counts must be 3 rows (Z, N, E) of equal length, got {shape}", "arrays"))
+            continue
+        channels = {c: f"XX{c}" for c in config.components}
+        stations[s.key] = _station_info((s.network, s.station, s.location), s.latitude, s.longitude, 0.0,
+                                        channels, s.sampling_rate_hz, dict(zip(config.components, s.sensitivity)))
+        start = obspy.UTCDateTime(_ARRAYS_REFERENCE + s.start_s)
+        for component, row in zip(config.components, rows):
+            header = {"network": s.network, "station": s.station, "location": s.location,
+                      "channel": channels[component], "sampling_rate": s.sampling_rate_hz, "starttime": start}
+            traces.append(obspy.Trace(np.asarray(row, dtype=np.float64), header))
+    ev = request.event
+    picks = {key: {"P": _ARRAYS_REFERENCE} for key in stations}
+    info = EventInfo(ev.event_id, "request", "", None, _ARRAYS_REFERENCE, ev.latitude, ev.longitude,
+                     ev.depth_km, float("nan"), picks)
+    found, cut_rejects = cut_recordings_from_stream(obspy.Stream(traces), info, stations, config, source="arrays")
+    return found, rejects + cut_rejects
+
+
+def _check_allowed(uri: str, allowed_prefixes: tuple[str, ...]) -> None:
+    # Reading arbitrary server-side paths on a client's word would be a file-disclosure
+    # hole: only configured prefixes are readable.
+    if not any(uri.startswith(p) for p in allowed_prefixes):
+        raise InputError(f"URI {uri!r} is not under an allowed prefix ({list(allowed_prefixes) or 'URI form disabled'})",
+                         status=403)
+
+
+def recordings_from_uris(
+    request: UriRequest, config: PreprocessConfig, allowed_prefixes: tuple[str, ...]
+) -> tuple[list[Recording], list[Reject], str]:
+    """Read miniSEED, StationXML and QuakeML from object storage with the project's
+    readers and cut the event's recordings; returns ``(recordings, rejects, event_id)``."""
+    for uri in (request.mseed_uri, request.stationxml_uri, request.quakeml_uri):
+        _check_allowed(uri, allowed_prefixes)
+    try:
+        events = read_catalog(request.quakeml_uri, "request")
+        stations = read_stations(request.stationxml_uri, config.components)
+        data = storage.read_bytes(request.mseed_uri)
+    except FileNotFoundError:
+        raise InputError(f"{request.mseed_uri}: miniSEED file not found", status=404) from None
+    except IngestError as exc:
+        raise InputError(str(exc), status=404 if "not found" in str(exc) else 422) from None
+    if request.event_id is not None:
+        events = [e for e in events if e.event_id == request.event_id]
+        if not events:
+            raise InputError(f"{request.quakeml_uri}: no event {request.event_id!r}", status=404)
+    if len(events) != 1:
+        raise InputError(f"{request.quakeml_uri}: {len(events)} events; name one with event_id")
+    found, rejects = cut_recordings_from_stream(read_mseed(data), events[0], stations, config,
+                                                source=request.mseed_uri)
+    return found, rejects, events[0].event_id
+
+
+def check_rates(recordings: list[Recording], config: PreprocessConfig) -> tuple[list[Recording], list[Reject]]:
+    """Reject recordings sampled below the model rate: the model was never trained on
+    upsampled data, and the band-pass would not cover its pass band."""
+    ok, bad = [], []
+    for r in recordings:
+        if r.sampling_rate < config.target_rate_hz:
+            bad.append(Reject("request", r.event.event_id, r.station.key, "sampling_rate_too_low",
+                              f"{r.sampling_rate} Hz is below the model rate {config.target_rate_hz} Hz", "request"))
+        else:
+            ok.append(r)
+    return ok, bad
+
+
+def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str) -> np.ndarray:
+    """``(n, *input_shape)`` float32 inputs of ``kind`` ("spectrogram"/"waveform") through
+    the one preprocessing entry point."""
+    return preprocess_recordings(recordings, config)[kind]
+
+
+def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """Form fields of a ``multipart/form-data`` body, name -> raw bytes.
+
+    Parsed with the standard library's MIME parser (no extra dependency); the body size
+    has already been limited by the caller.
+    """
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise InputError("malformed multipart/form-data body", status=400)
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        fields[str(name)] = part.get_payload(decode=True) or b""
+    return fields
+
+
+__all__ = ["InputError", "check_rates", "model_inputs", "parse_multipart", "read_mseed",
+           "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
+           "stations_from_stationxml"]

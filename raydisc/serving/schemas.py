@@ -1,0 +1,183 @@
+"""Request and response models of the classification API (``/v1``).
+
+Every request model forbids unknown fields (``extra="forbid"``), so a typo is a 422
+naming the field instead of a silently ignored option. Times are ISO 8601 strings or
+POSIX seconds; a time without a zone is UTC. Counts are raw digitizer counts,
+sensitivities are overall instrument sensitivities in counts per (m/s), rates in Hz.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Version of the HTTP API; the paths carry its major number (``/v1/...``).
+API_VERSION = "1.0.0"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def posix_seconds(value: _dt.datetime) -> float:
+    """POSIX seconds of a datetime; naive datetimes are taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.timestamp()
+
+
+def _finite_positive(values: dict[str, float] | list[float], what: str):
+    items = values.values() if isinstance(values, dict) else values
+    if not all(math.isfinite(v) and v > 0 for v in items):
+        raise ValueError(f"{what} must be finite and positive")
+    return values
+
+
+class EventMeta(_Strict):
+    """The event: origin time and (optionally) hypocentre, used for the window
+    reference when the bundle cuts relative to the origin, and for distances."""
+
+    event_id: str = Field("request", max_length=128)
+    origin_time: _dt.datetime | None = Field(None, description="Origin time (ISO 8601 or POSIX s, UTC)")
+    latitude: float = Field(0.0, ge=-90, le=90, description="degrees")
+    longitude: float = Field(0.0, ge=-180, le=180, description="degrees")
+    depth_km: float = Field(0.0, ge=-10, le=1000, description="km")
+
+
+class StationMeta(_Strict):
+    """One station's metadata for a miniSEED upload without StationXML."""
+
+    network: str = Field(..., min_length=1, max_length=8)
+    station: str = Field(..., min_length=1, max_length=8)
+    location: str = Field("", max_length=8)
+    latitude: float = Field(0.0, ge=-90, le=90, description="degrees")
+    longitude: float = Field(0.0, ge=-180, le=180, description="degrees")
+    elevation_m: float = 0.0
+    channels: dict[Literal["Z", "N", "E"], str] = Field(
+        ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}")
+    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
+    sensitivity: dict[Literal["Z", "N", "E"], float] = Field(
+        ..., description="overall sensitivity per component, counts per (m/s)")
+    p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _check_sensitivity(cls, v):
+        return _finite_positive(v, "sensitivity")
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}.{self.station}.{self.location}"
+
+
+class MseedMetadata(_Strict):
+    """Metadata sent with a miniSEED upload (``metadata`` query or form field, JSON).
+
+    Either ``stations`` (full metadata) or, when a StationXML file is uploaded
+    alongside, ``picks``: ``{"NET.STA.LOC": P pick time}``.
+    """
+
+    event: EventMeta = Field(default_factory=EventMeta)
+    stations: list[StationMeta] = Field(default_factory=list, max_length=1000)
+    picks: dict[str, _dt.datetime] = Field(default_factory=dict)
+
+
+class StationArrays(_Strict):
+    """One station's raw recording as JSON arrays."""
+
+    network: str = Field(..., min_length=1, max_length=8)
+    station: str = Field(..., min_length=1, max_length=8)
+    location: str = Field("", max_length=8)
+    latitude: float = Field(0.0, ge=-90, le=90)
+    longitude: float = Field(0.0, ge=-180, le=180)
+    counts: list[list[float]] = Field(
+        ..., description="3 x n raw counts, components Z, N, E (rows of equal length)")
+    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
+    sensitivity: list[float] = Field(..., min_length=3, max_length=3,
+                                     description="counts per (m/s) for Z, N, E")
+    start_s: float = Field(
+        ..., description="time of the first sample relative to the window reference of the "
+                         "bundle (the P pick, or the origin time), in seconds")
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _check_sensitivity(cls, v):
+        return _finite_positive(v, "sensitivity")
+
+    @property
+    def key(self) -> str:
+        return f"{self.network}.{self.station}.{self.location}"
+
+
+class ArraysRequest(_Strict):
+    """``POST /v1/classify/arrays``: recordings of one event as arrays."""
+
+    event: EventMeta = Field(default_factory=EventMeta)
+    stations: list[StationArrays] = Field(..., min_length=1, max_length=1000)
+    on_reject: Literal["fail", "skip"] = Field(
+        "fail", description="'fail': any unusable station is a 422; 'skip': classify the rest")
+
+
+class UriRequest(_Strict):
+    """``POST /v1/classify/uris``: one event in object storage (read with raydisc.storage)."""
+
+    mseed_uri: str = Field(..., max_length=2048)
+    stationxml_uri: str = Field(..., max_length=2048)
+    quakeml_uri: str = Field(..., max_length=2048)
+    event_id: str | None = Field(None, description="event to take from the QuakeML (default: the only one)")
+    on_reject: Literal["fail", "skip"] = "fail"
+
+
+class RejectOut(BaseModel):
+    station: str
+    reason: str
+    detail: str
+
+
+class StationResult(BaseModel):
+    station: str = Field(..., description="NET.STA.LOC")
+    probabilities: dict[str, float] = Field(..., description="soft vote: mean of member probabilities")
+    predicted_label: str
+    spread: float = Field(..., description="std across members of the predicted class probability (0..0.5)")
+    member_votes: list[str] = Field(..., description="each member's predicted class, in member order")
+    member_probabilities: list[list[float]] = Field(..., description="n_members x n_classes")
+
+
+class EventResult(BaseModel):
+    event_id: str
+    probabilities: dict[str, float] = Field(..., description="mean of the station probabilities")
+    predicted_label: str
+    n_stations: int
+
+
+class ClassifyResponse(BaseModel):
+    bundle_id: str
+    class_names: list[str]
+    stations: list[StationResult]
+    event: EventResult
+    rejected: list[RejectOut] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    rejected: list[RejectOut] = Field(default_factory=list)
+
+
+class InfoResponse(BaseModel):
+    api_version: str
+    bundle_id: str
+    architecture: str
+    hparams: dict
+    input_kind: str
+    input_shape: list[int]
+    class_names: list[str]
+    label_map: dict[str, int]
+    members: list[dict]
+    best_member: int
+    preprocess_config: dict
+    created_at: str
+    composition: str
+    max_body_bytes: int
+    auth_required: bool

@@ -1,0 +1,422 @@
+"""The Ray Serve endpoint on the session Ray cluster, over real HTTP on loopback.
+
+Two applications run side by side: ``open`` (no auth) and ``locked`` (bearer token),
+each with a tiny randomly initialised 3-member bundle. Answers are checked against the
+offline path (ingest cut + preprocess_recordings + member_probabilities + soft vote).
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+import socket
+import time
+
+import numpy as np
+import obspy
+import pytest
+import requests
+import torch
+
+from raydisc import storage
+from raydisc.config import PreprocessConfig
+from raydisc.data import layout
+from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
+from raydisc.data.pipeline import preprocess_recordings
+from raydisc.ensemble import load_bundle, save_bundle, soft_vote
+from raydisc.models import build_model, input_shape_of
+from raydisc.serving import Client, ClientError
+
+REGION = "basin"
+TOKEN = "s3cret-token"
+ARCH = "spectrogram_cnn"
+HPARAMS = {"channels": (4, 8), "dense_units": 8}
+N_MEMBERS = 3
+MAX_BODY = 4 * 2**20
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    config = PreprocessConfig()
+    shape = input_shape_of(ARCH, config)
+    states, metrics = [], []
+    for seed in range(N_MEMBERS):
+        torch.manual_seed(seed)
+        states.append(build_model(ARCH, shape, **HPARAMS).state_dict())
+        metrics.append({"seed": seed, "validation_loss": 1.0 - 0.1 * seed, "validation_accuracy": 0.5})
+    uri = str(tmp_path_factory.mktemp("bundle") / "tiny")
+    save_bundle(uri, architecture=ARCH, hparams=HPARAMS, input_shape=shape, preprocess_config=config,
+                member_state_dicts=states, member_metrics=metrics)
+    return uri
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(ray_cluster, tiny_bundle):
+    """Serve on the session cluster: ``open`` at ``/``, ``locked`` (token) at ``/locked``."""
+    from ray import serve
+
+    from raydisc.serving.app import ServeSettings, build_app
+
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # Zero CPUs per replica: the session cluster has 2 CPUs and other tests use them.
+    common = dict(bundle=tiny_bundle, model_num_cpus=0, ingress_num_cpus=0, max_body_bytes=MAX_BODY,
+                  uri_prefixes=["s3://raydisc-"])
+    serve.run(build_app(ServeSettings(**common)), name="open", route_prefix="/")
+    serve.run(build_app(ServeSettings(**common, token=TOKEN, composition="members")),
+              name="locked", route_prefix="/locked")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=5).ok and requests.get(f"{url}/locked/readyz", timeout=5).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    yield url
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def event(tiny_archive):
+    """One basin event: its files, catalog record, stations, and the offline answer."""
+    events = read_catalog(layout.catalog_uri(tiny_archive, REGION), REGION)
+    stations = read_stations(layout.inventory_uri(tiny_archive, REGION))
+    ev = events[0]
+    mseed_uri = layout.waveform_uri(tiny_archive, REGION, ev.event_id)
+    return {"event": ev, "stations": stations, "mseed_uri": mseed_uri,
+            "mseed": storage.read_bytes(mseed_uri),
+            "stationxml": storage.read_bytes(layout.inventory_uri(tiny_archive, REGION))}
+
+
+def offline(bundle_uri, ev, stations, mseed_uri):
+    """station key -> (soft-vote probabilities, member probabilities) by the offline path."""
+    bundle = load_bundle(bundle_uri)
+    recordings, rejects = cut_recordings(mseed_uri, ev, stations, bundle.preprocess_config)
+    assert recordings and not rejects
+    x = preprocess_recordings(recordings, bundle.preprocess_config)[bundle.input_kind]
+    member = bundle.member_probabilities(x)
+    probs = soft_vote(member)
+    return recordings, {r.station.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
+
+
+def metadata_of(ev, stations) -> dict:
+    """MseedMetadata (JSON) for an event, from catalog and inventory records."""
+    return {
+        "event": {"event_id": ev.event_id, "origin_time": ev.origin_time, "latitude": ev.latitude,
+                  "longitude": ev.longitude, "depth_km": ev.depth_km},
+        "stations": [
+            {"network": s.network, "station": s.station, "location": s.location, "latitude": s.latitude,
+             "longitude": s.longitude, "elevation_m": s.elevation_m, "channels": s.channels,
+             "sampling_rate_hz": s.sampling_rate, "sensitivity": s.sensitivity,
+             "p_time": ev.picks[key]["P"]}
+            for key, s in stations.items() if "P" in ev.picks.get(key, {})
+        ],
+    }
+
+
+def assert_matches(answer, expected, event_id):
+    assert answer["event"]["event_id"] == event_id
+    assert {s["station"] for s in answer["stations"]} == set(expected)
+    names = answer["class_names"]
+    for s in answer["stations"]:
+        probs, member = expected[s["station"]]
+        np.testing.assert_allclose([s["probabilities"][c] for c in names], probs, atol=1e-5)
+        np.testing.assert_allclose(s["member_probabilities"], member, atol=1e-5)
+        assert s["member_votes"] == [names[k] for k in member.argmax(axis=1)]
+        assert s["predicted_label"] == names[int(np.argmax(probs))]
+    mean = np.mean([expected[k][0] for k in expected], axis=0)
+    np.testing.assert_allclose([answer["event"]["probabilities"][c] for c in names], mean, atol=1e-5)
+    assert answer["event"]["n_stations"] == len(expected)
+
+
+# ----------------------------------------------------------------- good requests
+
+
+def test_health_ready_info_schema(server, tiny_bundle):
+    client = Client(server)
+    assert client.health() and client.ready()
+    info = client.info()
+    bundle = load_bundle(tiny_bundle)
+    assert info["bundle_id"] == bundle.bundle_id
+    assert info["architecture"] == ARCH and len(info["members"]) == N_MEMBERS
+    assert info["label_map"] == bundle.label_map and info["class_names"] == list(bundle.class_names)
+    assert info["auth_required"] is False and info["composition"] == "ensemble"
+    schema = requests.get(f"{server}/v1/openapi.json", timeout=10).json()
+    assert schema["info"]["version"].startswith("1.")
+    assert {"/v1/info", "/v1/classify/mseed", "/v1/classify/arrays", "/v1/classify/uris"} <= set(schema["paths"])
+
+
+def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
+    ev, stations = event["event"], event["stations"]
+    _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
+    client = Client(server)
+    answer = client.classify_mseed(event["mseed"], metadata_of(ev, stations))
+    assert_matches(answer, expected, ev.event_id)
+    # StationXML uploaded alongside: metadata only needs the event and the P picks.
+    picks = {k: v["P"] for k, v in ev.picks.items() if "P" in v}
+    meta = {"event": {"event_id": ev.event_id, "origin_time": ev.origin_time}, "picks": picks}
+    answer = client.classify_mseed(event["mseed"], meta, stationxml=event["stationxml"])
+    assert_matches(answer, expected, ev.event_id)
+    # Metadata too long for a query string (a large network) goes multipart, no StationXML.
+    from raydisc.serving import client as client_module
+
+    saved, client_module._MAX_QUERY_METADATA = client_module._MAX_QUERY_METADATA, 10
+    try:
+        assert_matches(client.classify_mseed(event["mseed"], metadata_of(ev, stations)), expected, ev.event_id)
+    finally:
+        client_module._MAX_QUERY_METADATA = saved
+
+
+def test_arrays_match_offline(server, tiny_bundle, event):
+    ev, stations = event["event"], event["stations"]
+    recordings, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
+    config = PreprocessConfig()
+    payload = [{"network": r.station.network, "station": r.station.station, "location": r.station.location,
+                "counts": r.counts, "sampling_rate_hz": r.sampling_rate, "sensitivity": r.sensitivity.tolist(),
+                "start_s": config.window_start_s - config.padding_s} for r in recordings]
+    answer = Client(server).classify_arrays(payload, event={"event_id": ev.event_id})
+    assert_matches(answer, expected, ev.event_id)
+
+
+def test_uris_match_offline_and_prefixes_are_enforced(server, tiny_bundle, event, tiny_archive, s3_bucket):
+    ev, stations = event["event"], event["stations"]
+    _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
+    uris = {}
+    for name, src in (("mseed_uri", event["mseed_uri"]),
+                      ("stationxml_uri", layout.inventory_uri(tiny_archive, REGION)),
+                      ("quakeml_uri", layout.catalog_uri(tiny_archive, REGION))):
+        uris[name] = storage.join(s3_bucket, REGION, src.rsplit("/", 1)[-1])
+        storage.write_bytes_atomic(uris[name], storage.read_bytes(src))
+    client = Client(server)
+    assert_matches(client.classify_uris(**uris, event_id=ev.event_id), expected, ev.event_id)
+    with pytest.raises(ClientError) as err:  # a server-side path outside the allowed prefixes
+        client.classify_uris(event["mseed_uri"], uris["stationxml_uri"], uris["quakeml_uri"], event_id=ev.event_id)
+    assert err.value.status == 403
+
+
+# ----------------------------------------------------------------- bad input and abuse
+
+
+def _post_mseed(url, data, meta, **params):
+    return requests.post(f"{url}/v1/classify/mseed", data=data, timeout=60,
+                         params={"metadata": json.dumps(meta), **params},
+                         headers={"Content-Type": "application/vnd.fdsn.mseed"})
+
+
+def _mseed_bytes(stream) -> bytes:
+    buf = io.BytesIO()
+    stream.write(buf, format="MSEED")
+    return buf.getvalue()
+
+
+def test_bad_inputs_are_4xx_naming_the_station_and_the_server_keeps_serving(server, event):
+    ev, stations = event["event"], event["stations"]
+    meta = metadata_of(ev, stations)
+    stream = obspy.read(io.BytesIO(event["mseed"]))
+    first = meta["stations"][0]
+    net, sta, loc = first["network"], first["station"], first["location"]
+    victim = f"{net}.{sta}.{loc}"
+    cases = {}
+    cases["malformed"] = _post_mseed(server, b"\x00garbage" * 100, meta)
+    cases["empty"] = _post_mseed(server, b"", meta)
+    cases["truncated"] = _post_mseed(server, event["mseed"][: len(event["mseed"]) // 2 + 123], meta)
+    no_e = stream.copy()
+    for tr in no_e.select(network=net, station=sta, location=loc, component="E"):
+        no_e.remove(tr)
+    cases["missing_component"] = _post_mseed(server, _mseed_bytes(no_e), meta)
+    wrong_rate = json.loads(json.dumps(meta))
+    wrong_rate["stations"][0]["sampling_rate_hz"] = 40.0
+    cases["sampling_rate_mismatch"] = _post_mseed(server, event["mseed"], wrong_rate)
+    unknown = json.loads(json.dumps(meta))
+    unknown["stations"][0]["colour"] = "red"
+    cases["unknown_field"] = _post_mseed(server, event["mseed"], unknown)
+    cases["bad_content_type"] = requests.post(f"{server}/v1/classify/mseed", data=b"x", timeout=30,
+                                              headers={"Content-Type": "text/plain"})
+
+    def arrays(n=4000, rate=100.0, start=-15.0, counts=None, **extra):
+        counts = counts if counts is not None else np.ones((3, n)).tolist()
+        station = {"network": "XX", "station": "BAD", "counts": counts, "sampling_rate_hz": rate,
+                   "sensitivity": [1e9] * 3, "start_s": start, **extra}
+        return requests.post(f"{server}/v1/classify/arrays", timeout=30,
+                             data=json.dumps({"stations": [station]}), headers={"Content-Type": "application/json"})
+
+    cases["too_short"] = arrays(n=2000)
+    cases["too_low_rate"] = arrays(n=4000, rate=20.0)
+    nan_counts = np.ones((3, 11000))
+    nan_counts[1, 5000] = np.nan
+    cases["nan"] = arrays(counts=nan_counts.tolist())  # json.dumps writes NaN, which the server parses
+    cases["two_components"] = arrays(counts=np.ones((2, 11000)).tolist())
+    cases["arrays_unknown_field"] = arrays(n=11000, gain=3)
+    cases["oversize"] = requests.post(f"{server}/v1/classify/mseed", data=b"\x00" * (MAX_BODY + 1), timeout=30,
+                                      headers={"Content-Type": "application/vnd.fdsn.mseed"})
+
+    # no Content-Length (chunked): the limit is enforced while the body streams in
+    cases["oversize_chunked"] = requests.post(f"{server}/v1/classify/arrays", timeout=30,
+                                              data=(b"x" * 2**20 for _ in range(MAX_BODY // 2**20 + 1)),
+                                              headers={"Content-Type": "application/json"})
+
+    for name, response in cases.items():
+        assert 400 <= response.status_code < 500, (name, response.status_code, response.text[:300])
+        assert response.json()["detail"], name
+    assert cases["oversize"].status_code == 413 and cases["oversize_chunked"].status_code == 413
+    assert cases["bad_content_type"].status_code == 415
+    for name in ("missing_component", "sampling_rate_mismatch"):
+        body = cases[name].json()
+        assert victim in body["detail"], body
+        assert any(r["reason"] == name for r in body["rejected"]), body
+    assert "colour" in cases["unknown_field"].json()["detail"]
+    assert "gain" in cases["arrays_unknown_field"].json()["detail"]
+    for name, reason in (("too_short", "too_short"), ("too_low_rate", "sampling_rate_too_low"), ("nan", "nan"),
+                         ("two_components", "missing_component")):
+        body = cases[name].json()
+        assert "XX.BAD." in body["detail"] and body["rejected"][0]["reason"] == reason, (name, body)
+    # on_reject=skip classifies the stations that are fine and lists the rejected one
+    skipped = _post_mseed(server, _mseed_bytes(no_e), meta, on_reject="skip")
+    assert skipped.status_code == 200 and skipped.json()["rejected"][0]["station"] == victim
+    # and the server still serves good requests
+    assert Client(server).classify_mseed(event["mseed"], meta)["event"]["n_stations"] == len(meta["stations"])
+
+
+def test_auth(server, event):
+    locked = f"{server}/locked"
+    assert Client(locked).health()  # liveness is never behind auth
+    for client in (Client(locked), Client(locked, token="wrong")):
+        with pytest.raises(ClientError) as err:
+            client.info()
+        assert err.value.status == 401
+    good = Client(locked, token=TOKEN)
+    assert good.info()["auth_required"] is True and good.info()["composition"] == "members"
+    answer = good.classify_mseed(event["mseed"], metadata_of(event["event"], event["stations"]))
+    assert answer["event"]["n_stations"] > 0
+    assert Client(server).info()["auth_required"] is False  # the open app needs no token
+
+
+# ----------------------------------------------------------------- property test against the schema
+
+
+class _SchemaFuzzer:
+    """Random JSON from an OpenAPI schema: mostly schema-shaped, sometimes wrong on purpose
+    (wrong types, extra keys, missing required keys, NaN/huge numbers)."""
+
+    def __init__(self, schema: dict, rng: random.Random):
+        self.components = schema.get("components", {}).get("schemas", {})
+        self.rng = rng
+
+    def _resolve(self, s):
+        while "$ref" in s:
+            s = self.components[s["$ref"].rsplit("/", 1)[-1]]
+        return s
+
+    def value(self, s: dict, depth: int = 0):
+        rng = self.rng
+        s = self._resolve(s)
+        if rng.random() < 0.08 or depth > 5:  # an arbitrary wrong-typed value
+            return rng.choice([None, "x" * rng.randint(0, 5), -1, 1e308, float("nan"), [], {}, True])
+        if "anyOf" in s or "oneOf" in s:
+            return self.value(rng.choice(s.get("anyOf") or s["oneOf"]), depth + 1)
+        if "enum" in s:
+            return rng.choice(s["enum"])
+        if "const" in s:
+            return s["const"]
+        kind = s.get("type")
+        if kind == "object":
+            props = s.get("properties", {})
+            out = {k: self.value(v, depth + 1) for k, v in props.items()
+                   if k in s.get("required", []) and rng.random() < 0.95 or rng.random() < 0.5}
+            if "additionalProperties" in s and isinstance(s["additionalProperties"], dict):
+                for i in range(rng.randint(0, 2)):
+                    out[f"k{i}"] = self.value(s["additionalProperties"], depth + 1)
+            if rng.random() < 0.1:
+                out["unexpected"] = 1
+            return out
+        if kind == "array":
+            return [self.value(s.get("items", {}), depth + 1) for _ in range(rng.randint(0, 3))]
+        if kind == "integer":
+            return rng.choice([0, 1, -5, 10**6])
+        if kind == "number":
+            return rng.choice([0.0, 1.5, -3.0, 1e9, -1e9, 100.0, 40.0])
+        if kind == "boolean":
+            return rng.random() < 0.5
+        if kind == "string":
+            if s.get("format") == "date-time":
+                return rng.choice(["2020-01-01T00:00:00Z", "not a date", "1970-01-01T00:00:00"])
+            return rng.choice(["", "XX", "s3://raydisc-none/x", "/etc/passwd", "é" * 3])
+        return rng.choice([None, 1, "x", {}])
+
+
+def test_schema_property_no_server_errors(server):
+    """For random requests derived from the app's own OpenAPI schema, the server answers
+    with a documented status (never 5xx) and 200 answers follow the response schema."""
+    schema = requests.get(f"{server}/v1/openapi.json", timeout=10).json()
+    fuzz = _SchemaFuzzer(schema, random.Random(1234))
+    deadline = time.time() + 25
+    checked = 0
+    for path, methods in schema["paths"].items():
+        for method, op in methods.items():
+            for _ in range(25):
+                if time.time() > deadline:
+                    break
+                kwargs: dict = {"timeout": 30}
+                content = op.get("requestBody", {}).get("content", {})
+                if "application/json" in content:
+                    kwargs["data"] = json.dumps(fuzz.value(content["application/json"]["schema"]))
+                    kwargs["headers"] = {"Content-Type": "application/json"}
+                elif content:
+                    kwargs["data"] = bytes(fuzz.rng.getrandbits(8) for _ in range(fuzz.rng.randint(0, 600)))
+                    kwargs["headers"] = {"Content-Type": fuzz.rng.choice(list(content) + ["text/plain"])}
+                params = {p["name"]: fuzz.value(p["schema"]) for p in op.get("parameters", [])
+                          if p["in"] == "query" and fuzz.rng.random() < 0.7}
+                kwargs["params"] = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in params.items()}
+                response = requests.request(method.upper(), f"{server}{path}", **kwargs)
+                documented = {int(c) for c in op["responses"] if c.isdigit()} | {413, 415, 422}
+                assert response.status_code in documented, (method, path, kwargs, response.status_code, response.text)
+                if response.status_code == 200 and path.startswith("/v1/classify"):
+                    assert {"stations", "event", "bundle_id"} <= set(response.json())
+                checked += 1
+    assert checked >= 20
+    assert Client(server).ready()
+
+
+# ----------------------------------------------------------------- config file and CLI (no Ray)
+
+
+def test_serve_config_yaml_is_valid_for_serve_and_settings():
+    import pathlib
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from raydisc.serving.app import ServeSettings
+
+    config = yaml.safe_load((pathlib.Path(__file__).parents[1] / "serve_config.yaml").read_text())
+    ServeDeploySchema(**config)
+    (app,) = config["applications"]
+    assert app["import_path"] == "raydisc.serving.app:build_app"
+    ServeSettings(**app["args"])
+
+
+def test_cli_arguments_become_settings():
+    import argparse
+
+    from raydisc.serving.cli import add_serve_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["s3://b/bundle", "--replicas", "auto", "--max-replicas", "3", "--max-batch-size", "1",
+                              "--token", "t", "--max-body-mb", "2", "--uri-prefix", "s3://archive/"])
+    settings = settings_from_args(args)
+    assert settings.bundle == "s3://b/bundle" and settings.num_replicas == "auto"
+    assert settings.autoscaling_config["max_replicas"] == 3 and settings.max_batch_size == 1
+    assert settings.token == "t" and settings.max_body_bytes == 2 * 2**20 and settings.uri_prefixes == ["s3://archive/"]
+    with pytest.raises(Exception, match="unknown_option|Extra inputs"):
+        from raydisc.serving.app import ServeSettings
+
+        ServeSettings(bundle="x", unknown_option=1)
