@@ -104,3 +104,17 @@ def test_secrets_are_referenced_not_inlined():
         for node in (n for d in docs for n in _walk(d)):
             assert not (str(node.get("name", "")).startswith("AWS_") and "value" in node), (path.name, node)
         assert "secretRef" in path.read_text(), path.name
+
+
+def test_rayservice_runs_the_real_serve_app_with_valid_settings():
+    import importlib
+
+    from raydisc.serving.app import ServeSettings
+
+    doc = yaml.safe_load((ROOT / "infra" / "k8s" / "rayservice.yaml").read_text())
+    serve_config = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    for application in serve_config["applications"]:
+        module, attribute = application["import_path"].split(":")
+        assert callable(getattr(importlib.import_module(module), attribute))
+        settings = ServeSettings(**application["args"])
+        assert settings.bundle.startswith("s3://")
