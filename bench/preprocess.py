@@ -9,7 +9,8 @@ recording after another; and (2) ``run_preprocessing`` on a local Ray cluster (2
 It prints recordings/s for both, their ratio, and peak resident memory: of the process
 for the naive loop, of the whole process tree (driver + Ray workers) for the pipeline,
 so that memory growth with archive size is visible. Pipeline times include the driver
-reading the catalogs and the final summary; they exclude starting Ray.
+reading the catalogs and the final summary; they exclude starting Ray and its
+workers (a warm-up job runs first).
 """
 from __future__ import annotations
 
@@ -88,6 +89,10 @@ def main() -> None:
         naive[size] = (count, count / stats["seconds"], stats["peak_rss_mb"])
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    # Warm-up: Ray starts and imports its worker processes once per cluster, not per job.
+    warmup = str(work / "archive-warmup")
+    generate_archive(warmup, [args.region], events_per_region=4, seed=2)
+    run_preprocessing(warmup, str(work / "shards-warmup"), [args.region], pipeline_config=PipelineConfig(events_per_shard=2))
     rows = []
     for size in sizes:
         with measure() as stats:

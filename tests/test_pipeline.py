@@ -163,8 +163,12 @@ def damaged_archive(tiny_archive, tmp_path_factory):
     catalog = obspy.read_events(str(catalog_path))
     unknown = [e for e in catalog if layout.event_id_from_resource_id(e.resource_id) == files[7].stem][0]
     unknown.event_type = "landslide"
-    catalog.write(str(catalog_path), format="QUAKEML")
     expected["unknown_event_type"] = (files[7].stem, "*")
+    no_origin = [e for e in catalog if layout.event_id_from_resource_id(e.resource_id) == files[8].stem][0]
+    no_origin.origins = []
+    no_origin.preferred_origin_id = None
+    expected["bad_catalog_entry"] = (files[8].stem, "*")
+    catalog.write(str(catalog_path), format="QUAKEML")
     return str(root), expected
 
 

@@ -104,48 +104,97 @@ class Reject:
     source: str
 
 
-def read_catalog(uri: str, region: str) -> list[EventInfo]:
-    """Parse a QuakeML catalog into :class:`EventInfo` records, sorted by event id."""
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One event of a QuakeML catalog before parsing: its id, type and XML element.
+
+    Indexing a catalog (:func:`index_catalog`) is fast; parsing the entries with ObsPy
+    (:func:`parse_catalog_entries`) is what costs, so a pipeline can index in the driver
+    and parse in its workers.
+    """
+
+    event_id: str
+    event_type: str
+    xml: bytes
+    source: str
+
+
+_QUAKEML_HEAD = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<q:quakeml xmlns:q="http://quakeml.org/xmlns/quakeml/1.2" xmlns="http://quakeml.org/xmlns/bed/1.2">'
+    b'<eventParameters publicID="smi:local/raydisc/fragment">'
+)
+_QUAKEML_TAIL = b"</eventParameters></q:quakeml>"
+
+
+def index_catalog(uri: str) -> list[CatalogEntry]:
+    """List the events of a QuakeML file (id, type, XML), sorted by event id."""
+    from lxml import etree
+
     try:
-        catalog = obspy.read_events(io.BytesIO(read_bytes(uri)), format="QUAKEML")
+        data = read_bytes(uri)
     except FileNotFoundError:
         raise IngestError(f"{uri}: catalog not found") from None
-    except Exception as exc:  # ObsPy raises many exception types for bad XML
+    entries = []
+    try:
+        for _, element in etree.iterparse(io.BytesIO(data), events=("end",), tag="{*}event"):
+            event_type = element.findtext("{*}type") or ""
+            public_id = element.get("publicID") or ""
+            entries.append(CatalogEntry(event_id_from_resource_id(public_id), event_type.strip(),
+                                        etree.tostring(element), uri))
+            element.clear()
+    except etree.XMLSyntaxError as exc:
         raise IngestError(f"{uri}: cannot read QuakeML catalog: {exc}") from exc
-    events = []
-    for event in catalog:
-        event_id = event_id_from_resource_id(event.resource_id)
-        origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
-        if origin is None:
-            raise IngestError(f"{uri}: event {event_id} has no origin")
-        magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
-        event_type = str(event.event_type) if event.event_type is not None else ""
-        try:
-            label = label_of(event_type, event_id=event_id)
-        except UnknownLabelError:
-            label = None
-        picks: dict[str, dict[str, float]] = {}
-        for pick in event.picks:
-            wid = pick.waveform_id
-            key = f"{wid.network_code}.{wid.station_code}.{wid.location_code or ''}"
-            phase = (pick.phase_hint or "").upper()
-            if phase in ("P", "S"):
-                picks.setdefault(key, {})[phase] = pick.time.timestamp
-        events.append(
-            EventInfo(
-                event_id=event_id,
-                region=region,
-                event_type=event_type,
-                label=label,
-                origin_time=origin.time.timestamp,
-                latitude=float(origin.latitude),
-                longitude=float(origin.longitude),
-                depth_km=float(origin.depth or 0.0) / 1000.0,
-                magnitude=float(magnitude.mag) if magnitude is not None else float("nan"),
-                picks=picks,
-            )
-        )
-    return sorted(events, key=lambda e: e.event_id)
+    return sorted(entries, key=lambda e: e.event_id)
+
+
+def parse_catalog_entries(entries: list[CatalogEntry], region: str) -> list[EventInfo]:
+    """Parse indexed catalog entries with ObsPy into :class:`EventInfo` records."""
+    if not entries:
+        return []
+    document = _QUAKEML_HEAD + b"".join(e.xml for e in entries) + _QUAKEML_TAIL
+    try:
+        catalog = obspy.read_events(io.BytesIO(document), format="QUAKEML")
+    except Exception as exc:  # ObsPy raises many exception types for bad XML
+        raise IngestError(f"{entries[0].source}: cannot read QuakeML events: {exc}") from exc
+    return [_event_info(event, region, entries[0].source) for event in catalog]
+
+
+def read_catalog(uri: str, region: str) -> list[EventInfo]:
+    """Parse a QuakeML catalog into :class:`EventInfo` records, sorted by event id."""
+    return parse_catalog_entries(index_catalog(uri), region)
+
+
+def _event_info(event: obspy.core.event.Event, region: str, source: str) -> EventInfo:
+    event_id = event_id_from_resource_id(event.resource_id)
+    origin = event.preferred_origin() or (event.origins[0] if event.origins else None)
+    if origin is None:
+        raise IngestError(f"{source}: event {event_id} has no origin")
+    magnitude = event.preferred_magnitude() or (event.magnitudes[0] if event.magnitudes else None)
+    event_type = str(event.event_type) if event.event_type is not None else ""
+    try:
+        label = label_of(event_type, event_id=event_id)
+    except UnknownLabelError:
+        label = None
+    picks: dict[str, dict[str, float]] = {}
+    for pick in event.picks:
+        wid = pick.waveform_id
+        key = f"{wid.network_code}.{wid.station_code}.{wid.location_code or ''}"
+        phase = (pick.phase_hint or "").upper()
+        if phase in ("P", "S"):
+            picks.setdefault(key, {})[phase] = pick.time.timestamp
+    return EventInfo(
+        event_id=event_id,
+        region=region,
+        event_type=event_type,
+        label=label,
+        origin_time=origin.time.timestamp,
+        latitude=float(origin.latitude),
+        longitude=float(origin.longitude),
+        depth_km=float(origin.depth or 0.0) / 1000.0,
+        magnitude=float(magnitude.mag) if magnitude is not None else float("nan"),
+        picks=picks,
+    )
 
 
 def read_stations(uri: str, components: tuple[str, ...] = ("Z", "N", "E")) -> dict[str, StationInfo]:

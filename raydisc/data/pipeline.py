@@ -21,7 +21,19 @@ from ..config import PipelineConfig, PreprocessConfig, SplitConfig
 from ..features import preprocess
 from ..storage import exists
 from . import layout
-from .ingest import EventInfo, Recording, Reject, StationInfo, cut_recordings, read_catalog, read_stations
+from ..labels import UnknownLabelError, label_of
+from .ingest import (
+    CatalogEntry,
+    EventInfo,
+    IngestError,
+    Recording,
+    Reject,
+    StationInfo,
+    cut_recordings,
+    index_catalog,
+    parse_catalog_entries,
+    read_stations,
+)
 from .shards import (
     REJECT_SCHEMA,
     SCHEMA_VERSION,
@@ -46,7 +58,7 @@ class ShardTask:
     output: str
     region: str
     index: int
-    events: tuple[EventInfo, ...]
+    entries: tuple[CatalogEntry, ...]
     splits: dict[str, str]
     stations: dict[str, StationInfo]
 
@@ -58,20 +70,47 @@ def plan_shards(
     split_config: SplitConfig,
     pipeline_config: PipelineConfig,
 ) -> list[ShardTask]:
-    """Read catalogs and inventories and cut each region's events into shard tasks."""
+    """Index catalogs, read inventories and cut each region's events into shard tasks.
+
+    The driver only indexes each catalog (event ids and types, enough for the split);
+    parsing the events with ObsPy, the slow part, happens in the shard tasks.
+    """
     tasks = []
     for region in regions:
-        events = read_catalog(layout.catalog_uri(archive, region), region)
+        entries = index_catalog(layout.catalog_uri(archive, region))
         stations = read_stations(layout.inventory_uri(archive, region))
-        splits = assign_splits(((e.event_id, e.label) for e in events if e.label is not None), split_config)
+        splits = assign_splits(_labelled(entries), split_config)
         size = pipeline_config.events_per_shard
-        for index, start in enumerate(range(0, len(events), size)):
-            chunk = tuple(events[start : start + size])
+        for index, start in enumerate(range(0, len(entries), size)):
+            chunk = tuple(entries[start : start + size])
             tasks.append(
                 ShardTask(archive, output, region, index, chunk,
                           {e.event_id: splits.get(e.event_id, "") for e in chunk}, stations)
             )
     return tasks
+
+
+def _labelled(entries: Sequence[CatalogEntry]):
+    for entry in entries:
+        try:
+            yield entry.event_id, label_of(entry.event_type, event_id=entry.event_id)
+        except UnknownLabelError:
+            continue  # rejected with its reason when the shard is built
+
+
+def _parse_entries(task: ShardTask) -> tuple[list[EventInfo], list[Reject]]:
+    """Parse a shard's catalog entries; an entry ObsPy cannot use becomes a reject."""
+    try:
+        return parse_catalog_entries(list(task.entries), task.region), []
+    except IngestError:
+        pass  # find the bad entries one by one; the rest of the shard is still good
+    events, rejects = [], []
+    for entry in task.entries:
+        try:
+            events += parse_catalog_entries([entry], task.region)
+        except IngestError as exc:
+            rejects.append(Reject(task.region, entry.event_id, "*", "bad_catalog_entry", str(exc), entry.source))
+    return events, rejects
 
 
 def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> dict[str, list]:
@@ -116,8 +155,8 @@ def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig)
 def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
     """Build one shard: read, cut, preprocess, write rejects then the shard. Returns a summary."""
     recordings: list[Recording] = []
-    rejects: list[Reject] = []
-    for event in task.events:
+    events, rejects = _parse_entries(task)
+    for event in events:
         found, rejected = cut_recordings(
             layout.waveform_uri(task.archive, task.region, event.event_id), event, task.stations, config
         )
@@ -131,7 +170,7 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
     reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
     write_table_atomic(rejects_uri(task.output, task.region, task.index), reject_table)
     write_table_atomic(shard_uri(task.output, task.region, task.index), build_shard_table(columns, config))
-    return {"region": task.region, "shard": task.index, "events": len(task.events),
+    return {"region": task.region, "shard": task.index, "events": len(task.entries),
             "recordings": len(recordings), "rejects": len(rejects)}
 
 
