@@ -15,7 +15,6 @@ workers (a warm-up job runs first).
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import sys
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Benchmark: batch reprocessing on Ray Data against a naive per-recording loop.
 
-    python bench/reprocess.py [--sizes 20,60] [--region alpine] [--members 3] [--workdir /tmp/raydisc-bench-reprocess]
+    python bench/reprocess.py [--sizes 100,300] [--region alpine] [--members 3] [--workdir /tmp/raydisc-bench-reprocess]
 
 For each archive size it generates one synthetic region and a bundle of randomly
 initialised members (default hyper-parameters, default preprocessing config: the
@@ -9,21 +9,27 @@ cost of a trained bundle), then in the same run measures
 1. the naive loop: read each event file with ObsPy, cut each station's window (ingest's
    ``cut_recordings_from_stream``), preprocess that one recording with
    ``raydisc.features.preprocess``, run each member on it one by one;
-2. ``reprocess_archives`` on a local Ray cluster (2 CPUs): preprocessing tasks + one
-   inference actor, all outputs written (tables, annotated catalog, review list).
+2. ``reprocess_archives`` on a local Ray cluster (2 CPUs) with the job's default
+   settings: no GPU, so each chunk task parses its events, reads, cuts, preprocesses
+   and runs the ensemble (torch with one thread) on its recordings; all outputs
+   written (tables, annotated catalog, review list). ``--actor-pool`` measures the
+   GPU-cluster layout instead: chunk tasks + one inference actor (0.5 CPU reserved,
+   tasks 0.75, so two tasks run beside it).
 
 It prints recordings/s of both, their ratio, and peak resident memory (naive: this
 process, measured before Ray starts; pipeline: the whole process tree, driver + Ray's
 own processes + workers), so memory growth with archive size shows. Pipeline times
-exclude starting Ray and one untimed warm-up run (worker processes start once per
-cluster), include starting the inference actor (loading torch and the
-bundle, a few seconds: small archives pay it visibly), the driver reading catalogs and
-writing all outputs. Then it projects the cost of a year of a 100-station
+exclude starting Ray and one untimed warm-up run on a separate 4-event archive, one
+event per chunk (worker processes start and import torch once per cluster); they include everything a job
+pays: planning, loading the bundle (once per worker process and job; with
+``--actor-pool``, starting the actor process and loading it there), the driver
+indexing catalogs and writing all outputs. Then it projects the cost of a year of a 100-station
 network from the measured per-recording costs, with the assumptions printed.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import shutil
 import sys
@@ -87,10 +93,12 @@ def naive_loop(archive: str, region: str, bundle_uri: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="20,60", help="events per archive, comma-separated")
+    parser.add_argument("--sizes", default="100,300", help="events per archive, comma-separated")
     parser.add_argument("--region", default="alpine")
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--events-per-chunk", type=int, default=8)
+    parser.add_argument("--actor-pool", action="store_true",
+                        help="inference in an actor pool (as on GPU clusters) instead of in the chunk tasks")
     parser.add_argument("--workdir", default="/tmp/raydisc-bench-reprocess")
     # Projection assumptions (not measured): printed with the result.
     parser.add_argument("--events-per-year", type=int, default=5000)
@@ -121,19 +129,26 @@ def main() -> None:
         with measure() as m:
             naive_runs[n] = naive_loop(archives[n], args.region, bundle)
         naive_runs[n].update(seconds=m["seconds"], peak_rss_mb=m["peak_rss_mb"])
+    job_config = ReprocessConfig(events_per_chunk=args.events_per_chunk)
+    if args.actor_pool:
+        job_config = ReprocessConfig(events_per_chunk=args.events_per_chunk, fuse_inference=False,
+                                     cpus_per_actor=0.5, cpus_per_task=0.75)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     rows = []
     try:
-        # Untimed warm-up on the smallest archive: a fresh cluster starts its worker
-        # processes (and imports torch in them) once; that is not a per-job cost.
-        reprocess_archives(sources_from_archive(archives[sizes[0]], [args.region]), bundle, str(work / "warmup"),
-                           ReprocessConfig(events_per_chunk=args.events_per_chunk))
+        # Untimed warm-up on a small separate archive: a fresh cluster starts its worker
+        # processes (and imports torch in them) once; that is not a per-job cost. Each
+        # timed run still starts its own inference actor and loads the bundle.
+        warmup = str(work / "archive-warmup")
+        generate_archive(warmup, regions=[args.region], events_per_region=4, seed=2)
+        # One event per chunk, so that both CPUs' worker processes run (and warm up).
+        reprocess_archives(sources_from_archive(warmup, [args.region]), bundle, str(work / "warmup"),
+                           dataclasses.replace(job_config, events_per_chunk=1))
         for n in sizes:
             naive = naive_runs[n]
             out = str(work / f"out-{n}")
             with measure() as pipe_m:
-                summary = reprocess_archives(sources_from_archive(archives[n], [args.region]), bundle, out,
-                                             ReprocessConfig(events_per_chunk=args.events_per_chunk))
+                summary = reprocess_archives(sources_from_archive(archives[n], [args.region]), bundle, out, job_config)
             processed = summary["totals"]["processed"]
             assert processed == naive["recordings"], (processed, naive["recordings"])
             rows.append({"events": n, "recordings": processed, "naive": naive, "naive_s": naive["seconds"],
@@ -142,7 +157,8 @@ def main() -> None:
         ray.shutdown()
 
     print(f"\nreprocessing, region {args.region}, {args.members} members ({ARCH}, default hparams), "
-          f"default preprocessing; pipeline on a local Ray cluster with 2 CPUs")
+          f"default preprocessing; pipeline on a local Ray cluster with 2 CPUs ({args.events_per_chunk} events/chunk, "
+          f"{'inference in an actor pool' if args.actor_pool else 'inference in the chunk tasks'})")
     print(f"{'events':>7} {'recs':>6} {'naive rec/s':>12} {'ray rec/s':>10} {'ratio':>6} "
           f"{'naive peak MB':>14} {'ray peak MB':>12}")
     for r in rows:

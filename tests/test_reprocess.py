@@ -198,6 +198,16 @@ def test_corrupt_inputs_go_to_the_failures_table(ray_cluster, tiny_archive, bund
     files[0].write_bytes(files[0].read_bytes()[:700])  # cuts the first record in the middle
     files[1].unlink()
     files[2].unlink()  # chunk 0 (events 0-2) has no usable recording at all
+    # An event without origin: ObsPy reads it, but it cannot be classified. The chunk
+    # task that parses it records a failure; its chunk's other events are classified.
+    from lxml import etree
+
+    catalog = etree.parse(str(root / "basin" / "catalog.xml"))
+    no_origin = files[4].stem
+    event = [e for e in catalog.iter("{*}event") if layout.event_id_from_resource_id(e.get("publicID")) == no_origin][0]
+    for origin in event.findall("{*}origin"):
+        event.remove(origin)
+    catalog.write(str(root / "basin" / "catalog.xml"), xml_declaration=True, encoding="utf-8")
     (root / "broken").mkdir()
     shutil.copy(root / "basin" / "catalog.xml", root / "broken" / "catalog.xml")
     (root / "broken" / "inventory.xml").write_text("<not station xml")
@@ -210,15 +220,34 @@ def test_corrupt_inputs_go_to_the_failures_table(ray_cluster, tiny_archive, bund
     assert ("basin", files[0].stem, "unreadable_waveform_file") in reasons
     assert ("basin", files[1].stem, "missing_waveform_file") in reasons
     assert ("broken", "*", "unreadable_inventory") in reasons
+    assert ("basin", no_origin, "bad_catalog_entry") in reasons
     assert all(f["detail"] and f["source"] for f in failures)
     events = {e["event_id"] for e in read_results(out, "events", ["basin"]).to_pylist()}
-    assert not events & {f.stem for f in files[:3]} and len(events) == len(files) - 3
-    assert summary["regions"]["basin"]["failed"] == 3
+    assert not events & {f.stem for f in files[:3]} and no_origin not in events
+    assert len(events) == len(files) - 4 and {files[3].stem, files[5].stem} <= events  # chunk 1's others
+    assert summary["regions"]["basin"]["failed"] == 4
     assert summary["regions"]["basin"]["chunks_written"] == 4  # the empty chunk is complete too
     assert summary["regions"]["broken"]["error"] == "unreadable_inventory"
     annotated = obspy.read_events(io.BytesIO(read_bytes(join(out, "catalogs", "basin.xml"))))
     lost = [e for e in annotated if layout.event_id_from_resource_id(e.resource_id) == files[1].stem][0]
     assert "not classified" in lost.comments[-1].text
+
+
+def test_actor_pool_layout_gives_the_same_tables(main_run, tiny_archive, bundle, tmp_path):
+    """Inference in an actor pool (the GPU-cluster layout) instead of in the chunk tasks."""
+    out = str(tmp_path / "out")
+    config = ReprocessConfig(events_per_chunk=3, batch_size=16, fuse_inference=False, cpus_per_actor=0.5,
+                             cpus_per_task=0.75)
+    reprocess_archives(sources_from_archive(tiny_archive, ["alpine"]), bundle, out, config)
+    for table, keys in (("stations", KEY), ("events", ["event_id"])):
+        got = _sorted(read_results(out, table), keys).to_pydict()
+        ref = _sorted(read_results(main_run[0], table, ["alpine"]), keys).to_pydict()
+        assert got.keys() == ref.keys()
+        for column, values in got.items():
+            if column in ("member_probabilities", "probability", "spread") or column.startswith("p_"):
+                np.testing.assert_allclose(np.array(values, dtype=float), np.array(ref[column], dtype=float), atol=1e-6)
+            else:
+                assert values == ref[column], column
 
 
 def test_sds_archive_gives_the_same_station_results(main_run, tiny_archive, bundle, tmp_path):

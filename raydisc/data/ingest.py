@@ -160,6 +160,25 @@ def parse_catalog_entries(entries: list[CatalogEntry], region: str) -> list[Even
     return [_event_info(event, region, entries[0].source) for event in catalog]
 
 
+def parse_catalog_entries_isolating(entries: list[CatalogEntry], region: str) -> tuple[list[EventInfo], list[Reject]]:
+    """Parse indexed catalog entries; an entry ObsPy cannot use becomes a
+    ``bad_catalog_entry`` :class:`Reject` (station ``"*"``) instead of failing the others.
+
+    One ObsPy call normally; only if it fails is each entry parsed alone.
+    """
+    try:
+        return parse_catalog_entries(list(entries), region), []
+    except IngestError:
+        pass  # find the bad entries one by one; the rest is still good
+    events, rejects = [], []
+    for entry in entries:
+        try:
+            events += parse_catalog_entries([entry], region)
+        except IngestError as exc:
+            rejects.append(Reject(region, entry.event_id, "*", "bad_catalog_entry", str(exc), entry.source))
+    return events, rejects
+
+
 def read_catalog(uri: str, region: str) -> list[EventInfo]:
     """Parse a QuakeML catalog into :class:`EventInfo` records, sorted by event id."""
     return parse_catalog_entries(index_catalog(uri), region)

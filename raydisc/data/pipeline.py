@@ -24,14 +24,11 @@ from . import layout
 from ..labels import UnknownLabelError, label_of
 from .ingest import (
     CatalogEntry,
-    EventInfo,
-    IngestError,
     Recording,
-    Reject,
     StationInfo,
     cut_recordings,
     index_catalog,
-    parse_catalog_entries,
+    parse_catalog_entries_isolating,
     read_stations,
 )
 from .shards import (
@@ -98,21 +95,6 @@ def _labelled(entries: Sequence[CatalogEntry]):
             continue  # rejected with its reason when the shard is built
 
 
-def _parse_entries(task: ShardTask) -> tuple[list[EventInfo], list[Reject]]:
-    """Parse a shard's catalog entries; an entry ObsPy cannot use becomes a reject."""
-    try:
-        return parse_catalog_entries(list(task.entries), task.region), []
-    except IngestError:
-        pass  # find the bad entries one by one; the rest of the shard is still good
-    events, rejects = [], []
-    for entry in task.entries:
-        try:
-            events += parse_catalog_entries([entry], task.region)
-        except IngestError as exc:
-            rejects.append(Reject(task.region, entry.event_id, "*", "bad_catalog_entry", str(exc), entry.source))
-    return events, rejects
-
-
 def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> dict[str, list]:
     return {
         "event_id": [r.event.event_id for r in recordings],
@@ -155,7 +137,7 @@ def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig)
 def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
     """Build one shard: read, cut, preprocess, write rejects then the shard. Returns a summary."""
     recordings: list[Recording] = []
-    events, rejects = _parse_entries(task)
+    events, rejects = parse_catalog_entries_isolating(list(task.entries), task.region)
     for event in events:
         found, rejected = cut_recordings(
             layout.waveform_uri(task.archive, task.region, event.event_id), event, task.stations, config

@@ -22,10 +22,8 @@ import io
 import json
 
 import numpy as np
-import obspy
 import pyarrow as pa
 import pyarrow.parquet as pq
-from obspy.core.event import Comment
 
 from ..data.layout import event_id_from_resource_id
 from ..data.shards import REJECT_SCHEMA, write_table_atomic
@@ -184,30 +182,66 @@ def claim_output(output: str, bundle_manifest: dict) -> None:
     write_bytes_atomic(uri, json.dumps(info, indent=2).encode())
 
 
+#: Children of a QuakeML ``event`` that precede its comments (ObsPy writes them in this
+#: order); a new ``type`` goes after the preferred-id elements.
+_BEFORE_TYPE = ("preferredOriginID", "preferredMagnitudeID", "preferredFocalMechanismID")
+_BEFORE_COMMENT = (*_BEFORE_TYPE, "type", "typeCertainty", "description", "comment")
+
+
+def _insert_after(parent, element, names) -> None:
+    """Insert ``element`` into ``parent`` after its last child whose local name is in
+    ``names`` (first when there is none), indented like its siblings."""
+    from lxml import etree
+
+    position, previous = 0, None
+    for i, child in enumerate(parent):
+        if isinstance(child.tag, str) and etree.QName(child).localname in names:
+            position, previous = i + 1, child
+    if previous is not None:
+        element.tail = previous.tail
+    elif len(parent):
+        element.tail = parent.text
+    parent.insert(position, element)
+
+
 def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, output_uri: str) -> None:
     """Write a copy of the QuakeML catalog where each classified event gets a comment
     (verdict, its probability, bundle id, original type) and the verdict's event type.
 
     A verdict that agrees with the original type's class keeps the original (more
     specific) type, e.g. ``mining explosion`` stays so for a ``blast`` verdict.
+
+    The copy is the input document edited in place with lxml (milliseconds per thousand
+    events; ObsPy would take ~10 ms per event to parse and as much to write): everything
+    else in it is kept as it was. Comments get ``smi:local/{uuid}`` ids, as ObsPy gives them.
     """
-    catalog = obspy.read_events(io.BytesIO(read_bytes(catalog_uri)), format="QUAKEML")
+    import uuid
+
+    from lxml import etree
+
+    root = etree.fromstring(read_bytes(catalog_uri), etree.XMLParser(remove_blank_text=False, huge_tree=True))
     rows = {r["event_id"]: r for r in (events.to_pylist() if events is not None else [])}
-    for event in catalog:
-        row = rows.get(event_id_from_resource_id(event.resource_id))
-        original = str(event.event_type) if event.event_type is not None else ""
+    for event in root.iter("{*}event"):
+        ns = etree.QName(event).namespace
+        tag = (lambda name: f"{{{ns}}}{name}") if ns else (lambda name: name)
+        row = rows.get(event_id_from_resource_id(event.get("publicID") or ""))
+        type_element = event.find(tag("type"))
+        original = (type_element.text or "").strip() if type_element is not None else ""
         if row is None:
-            event.comments.append(Comment(text=f"{COMMENT_PREFIX}: no usable recording, not classified; bundle {bundle_id}"))
-            continue
-        text = (f"{COMMENT_PREFIX}: verdict {row['verdict']} (probability {row['probability']:.4f}, "
-                f"{row['n_stations']} stations, spread {row['spread']:.4f}); bundle {bundle_id}; "
-                f"original event_type {original or 'unset'!s}")
-        event.comments.append(Comment(text=text))
-        if EVENT_TYPE_TO_CLASS.get(original.lower()) != row["verdict_class"]:
-            event.event_type = verdict_event_type(row["verdict_class"])
-    buffer = io.BytesIO()
-    catalog.write(buffer, format="QUAKEML")
-    write_bytes_atomic(output_uri, buffer.getvalue())
+            text = f"{COMMENT_PREFIX}: no usable recording, not classified; bundle {bundle_id}"
+        else:
+            text = (f"{COMMENT_PREFIX}: verdict {row['verdict']} (probability {row['probability']:.4f}, "
+                    f"{row['n_stations']} stations, spread {row['spread']:.4f}); bundle {bundle_id}; "
+                    f"original event_type {original or 'unset'!s}")
+            if EVENT_TYPE_TO_CLASS.get(original.lower()) != row["verdict_class"]:
+                if type_element is None:
+                    type_element = etree.Element(tag("type"))
+                    _insert_after(event, type_element, _BEFORE_TYPE)
+                type_element.text = verdict_event_type(row["verdict_class"])
+        comment = etree.Element(tag("comment"), id=f"smi:local/{uuid.uuid4()}")
+        etree.SubElement(comment, tag("text")).text = text
+        _insert_after(event, comment, _BEFORE_COMMENT)
+    write_bytes_atomic(output_uri, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
 REVIEW_COLUMNS = ("event_id", "origin_time", "magnitude", "catalog_type", "verdict", "probability", "n_stations", "spread")

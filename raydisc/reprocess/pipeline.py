@@ -1,18 +1,26 @@
 """Batch classification of whole archives: a Ray Data pipeline from catalog events to
 station- and event-level verdicts.
 
-The driver reads each region's catalog and inventory once and cuts the events into
-chunks of ``events_per_chunk`` (in event-id order, so chunk membership is the same in
-every run). Chunks whose stations file exists and names the same events are skipped.
-The rest stream through::
+The driver indexes each region's catalog (event ids and XML fragments, with lxml: fast)
+and reads its inventory once, and cuts the events into chunks of ``events_per_chunk``
+(in event-id order, so chunk membership is the same in every run). Chunks whose
+stations file exists and names the same events are skipped. The rest stream through::
 
     chunk tasks ──map_batches(prepare_chunk)──▶ one row per usable recording (model input)
-      (CPU tasks: read waveforms with ObsPy, cut, the one preprocessing function;
-       unusable inputs are written to the chunk's failures file)
+      (CPU tasks: parse the chunk's events with ObsPy, read waveforms, cut, the one
+       vectorized preprocessing function over the whole chunk; unusable inputs and
+       unparsable catalog entries are written to the chunk's failures file)
     ──map_batches(EnsemblePredictor, actor pool)──▶ member probabilities per recording
       (bundle loaded once per actor; GPUs when the cluster has them)
     ──driver──▶ regroups the rows of each chunk; when a chunk is complete, soft vote,
       spread and event aggregation, then events file, then stations file (atomic)
+
+On a cluster without GPUs (``ReprocessConfig.fuse_inference`` None, the default) the
+two stages are one: each chunk task runs the ensemble on its own recordings, with the
+bundle loaded once per worker process and job. An inference actor on CPUs would take a
+new process, torch import and all (seconds), hold a CPU that idles while preprocessing
+is the slower stage, and copy every model input through the object store; fused, every
+CPU does both and no input leaves its process.
 
 After the stream, each region's annotated QuakeML catalog and review list are written
 from the tables on disk, so a resumed run ends with the same files as an uninterrupted one.
@@ -22,13 +30,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..config import PreprocessConfig
-from ..data.ingest import EventInfo, IngestError, Recording, Reject, StationInfo, read_catalog, read_stations
+from ..data.ingest import (CatalogEntry, EventInfo, IngestError, Recording, Reject, StationInfo, index_catalog,
+                           parse_catalog_entries_isolating, read_stations)
 from ..data.pipeline import preprocess_recordings
 from ..data.shards import write_table_atomic
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, read_manifest, soft_vote
@@ -39,9 +49,10 @@ from .sources import RegionSource, cut_event
 
 log = logging.getLogger(__name__)
 
-#: Metadata columns carried with every recording through the pipeline.
+#: Metadata columns carried with every recording through the pipeline: the station's,
+#: then its event's (parsed in the worker; ``catalog_class`` -1 = type not in the label map).
 _META = ("event_id", "region", "network", "station", "location", "distance_km", "sampling_rate",
-         "input_sha256", "source")
+         "input_sha256", "source", "origin_time", "magnitude", "catalog_type", "catalog_class")
 
 
 @dataclass(frozen=True)
@@ -51,9 +62,12 @@ class ReprocessConfig:
     ``events_per_chunk``: events per output partition (the unit of atomic writing and of
     resuming). ``batch_size``: recordings per inference batch. ``actors``: size of the
     inference actor pool. ``cpus_per_actor``: CPUs reserved per actor (also its torch
-    threads). ``gpus_per_actor``: None = 1 when the cluster has GPUs, else 0.
-    ``preprocess_concurrency``: at most this many preprocessing tasks at once (None: Ray
-    Data decides).
+    threads, at least 1). ``gpus_per_actor``: None = 1 when the cluster has GPUs, else 0.
+    ``cpus_per_task``: CPUs reserved per chunk task (also its torch threads when fused).
+    ``preprocess_concurrency``: at most this many chunk tasks at once (None: Ray Data
+    decides). ``fuse_inference``: run the ensemble inside the chunk tasks instead of an
+    actor pool; None = fused when the actors would get no GPU (fused, ``actors`` and
+    ``cpus_per_actor`` do not apply; ``batch_size`` sizes the tasks' inference batches).
     """
 
     events_per_chunk: int = 32
@@ -61,7 +75,9 @@ class ReprocessConfig:
     actors: int = 1
     cpus_per_actor: float = 1.0
     gpus_per_actor: float | None = None
+    cpus_per_task: float = 1.0
     preprocess_concurrency: int | None = None
+    fuse_inference: bool | None = None
 
     def __post_init__(self) -> None:
         if self.events_per_chunk < 1 or self.batch_size < 1 or self.actors < 1:
@@ -90,11 +106,12 @@ class BundleInfo:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """One output partition: ``events`` of one region (plain data, cheap to ship)."""
+    """One output partition: catalog ``entries`` of one region (unparsed: plain data,
+    cheap to ship; the worker parses them)."""
 
     source: RegionSource
     index: int
-    events: tuple[EventInfo, ...]
+    entries: tuple[CatalogEntry, ...]
     stations: dict[str, StationInfo]
     output: str
     bundle: BundleInfo
@@ -144,30 +161,44 @@ def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig,
     return kept, inputs, rejects
 
 
+def _event_columns(events: Sequence[EventInfo]) -> dict:
+    """The event columns of :data:`_META` for one row per event in ``events``."""
+    return {
+        "origin_time": np.array([e.origin_time for e in events], dtype=np.float64),
+        "magnitude": np.array([e.magnitude for e in events], dtype=np.float64),
+        "catalog_type": np.array([e.event_type for e in events], dtype=object),
+        "catalog_class": np.array([-1 if e.label is None else e.label for e in events], dtype=np.int64),
+    }
+
+
 def prepare_chunk(batch: dict) -> dict:
-    """Ray Data batch function over pickled chunk tasks (``batch_size=1``): read, cut and
-    preprocess every recording of the chunk's events with the bundle's preprocessing
-    config; write the chunk's failures file. Returns one row per usable recording with
-    its metadata, ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32 ``(n, *input_shape)``).
+    """Ray Data batch function over pickled chunk tasks (``batch_size=1``): parse the
+    chunk's catalog entries, read, cut and preprocess every recording of its events with
+    the bundle's preprocessing config (one vectorized call for the chunk); write the
+    chunk's failures file. Returns one row per usable recording with its metadata,
+    ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32 ``(n, *input_shape)``).
 
     A chunk without a usable recording is complete here: its (empty) events and stations
     files are written too.
     """
     task: ChunkTask = pickle.loads(batch["task"][0])
     config, kind = task.bundle.preprocess, task.bundle.input_kind
-    recordings, rejects = [], []
-    for event in task.events:
+    region = task.source.region
+    events, rejects = parse_catalog_entries_isolating(list(task.entries), region)
+    by_id = {e.event_id: e for e in events}
+    recordings = []
+    for event in events:
         found, rejected = cut_event(task.source, event, task.stations, config)
         recordings += found
         rejects += rejected
     recordings, inputs, failed = _preprocess_isolating(recordings, config, kind, task.source)
     rejects += failed
-    region = task.source.region
     outputs.write_failures(outputs.table_uri(task.output, "failures", region, task.index), rejects)
     if not recordings:
         finish_chunk(task, {k: np.array([], dtype=object) for k in _META},
                      np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32))
     n = len(recordings)
+    event_columns = _event_columns([by_id[r.event.event_id] for r in recordings])
     return {
         "chunk_key": np.array([task.key] * n, dtype=object),
         "chunk_rows": np.full(n, n, dtype=np.int64),
@@ -180,6 +211,7 @@ def prepare_chunk(batch: dict) -> dict:
         "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
         "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
         "source": np.array([task.source.waveform_uri(r.event.event_id) for r in recordings], dtype=object),
+        **event_columns,
         "inputs": np.stack(inputs).astype(np.float32) if n else np.zeros((0, *task.bundle.input_shape), np.float32),
     }
 
@@ -201,11 +233,34 @@ class EnsemblePredictor:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.bundle = load_bundle(bundle_uri, map_location=device)
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict, batch_size: int | None = None) -> dict:
         x = np.asarray(batch.pop("inputs"), dtype=np.float32)
-        member = self.bundle.member_probabilities(x, batch_size=max(1, len(x)))  # (M, n, C)
+        member = self.bundle.member_probabilities(x, batch_size=batch_size or max(1, len(x)))  # (M, n, C)
         batch["member_probabilities"] = np.ascontiguousarray(member.transpose(1, 0, 2))
         return batch
+
+
+#: Per worker process: the predictor of the current job (fused inference), keyed by
+#: ``(bundle uri, bundle id, job token)``; a new job loads its bundle afresh.
+_FUSED_PREDICTOR: dict[tuple[str, str, str], EnsemblePredictor] = {}
+
+
+def prepare_and_predict(batch: dict, job: str, threads: int, batch_size: int) -> dict:
+    """:func:`prepare_chunk` then the ensemble on the chunk's recordings, in one task
+    (``batch_size``: recordings per inference batch). The bundle is loaded once per
+    worker process and job (``job``: a token of the run)."""
+    out = prepare_chunk(batch)
+    task: ChunkTask = pickle.loads(batch["task"][0])
+    key = (task.bundle.uri, task.bundle.bundle_id, job)
+    predictor = _FUSED_PREDICTOR.get(key)
+    if predictor is None:
+        _FUSED_PREDICTOR.clear()
+        predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
+    if len(out["inputs"]):
+        return predictor(out, batch_size=batch_size)
+    out.pop("inputs")
+    out["member_probabilities"] = np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32)
+    return out
 
 
 # ----------------------------------------------------------------- stage 3: per chunk
@@ -214,7 +269,8 @@ class EnsemblePredictor:
 def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
     """Vote, aggregate and write one complete chunk: events file, then stations file.
 
-    ``columns``: the :data:`_META` columns of the chunk's recordings (any order);
+    ``columns``: the :data:`_META` columns of the chunk's recordings (any order; the
+    event columns repeat per recording);
     ``member``: float32 ``(n, n_members, n_classes)``. Rows are sorted by event and
     station, so the files do not depend on the order rows arrived in. Returns the
     number of station rows.
@@ -226,9 +282,16 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
     cols = {k: np.asarray(columns[k])[order] for k in _META}
     member = np.asarray(member, dtype=np.float32)[order]
     by_member = member.transpose(1, 0, 2)  # (M, n, C), as the voting functions take it
-    events = {e.event_id: e for e in task.events}
     names = bundle.class_names
     station = {k: cols[k].tolist() for k in _META}
+    # catalog_class -1: the catalog type is not in the label map (missing in the tables).
+    station["catalog_class"] = [None if c < 0 else c for c in station["catalog_class"]]
+    # Per event: origin time, magnitude, type and class, from its first row.
+    events = {}
+    for i, e in enumerate(station["event_id"]):
+        if e not in events:
+            events[e] = (station["origin_time"][i], station["magnitude"][i], station["catalog_type"][i],
+                         station["catalog_class"][i])
     if n:
         probs = soft_vote(by_member)
         spread = ensemble_spread(by_member)
@@ -236,9 +299,6 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
         probs, spread = np.zeros((0, len(names))), np.zeros(0)
     verdict = probs.argmax(axis=1)
     station.update(
-        origin_time=[events[e].origin_time for e in station["event_id"]],
-        catalog_type=[events[e].event_type for e in station["event_id"]],
-        catalog_class=[events[e].label for e in station["event_id"]],
         verdict=[names[c] for c in verdict], verdict_class=verdict.tolist(),
         probability=probs[np.arange(n), verdict].tolist(), spread=spread.tolist(),
         member_probabilities=member, bundle_id=[bundle.bundle_id] * n,
@@ -257,15 +317,15 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
         event_ids, event_probs = np.array([], dtype=str), np.zeros((0, len(names)))
         event_spread, n_stations = np.zeros(0), np.zeros(0, dtype=int)
     event_verdict = event_probs.argmax(axis=1)
-    infos = [events[e] for e in event_ids.tolist()]
+    infos = [events[e] for e in event_ids.tolist()]  # (origin_time, magnitude, type, class)
     event_table = {
         "event_id": event_ids.tolist(), "region": [region] * len(infos),
-        "origin_time": [e.origin_time for e in infos], "magnitude": [e.magnitude for e in infos],
-        "catalog_type": [e.event_type for e in infos], "catalog_class": [e.label for e in infos],
+        "origin_time": [e[0] for e in infos], "magnitude": [e[1] for e in infos],
+        "catalog_type": [e[2] for e in infos], "catalog_class": [e[3] for e in infos],
         "verdict": [names[c] for c in event_verdict], "verdict_class": event_verdict.tolist(),
         "probability": event_probs[np.arange(len(infos)), event_verdict].tolist(),
         "n_stations": n_stations.tolist(), "spread": event_spread.tolist(),
-        "contradicts_catalog": [e.label is not None and e.label != int(v) for e, v in zip(infos, event_verdict)],
+        "contradicts_catalog": [e[3] is not None and e[3] != int(v) for e, v in zip(infos, event_verdict)],
         "bundle_id": [bundle.bundle_id] * len(infos),
         **{c: event_probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
     }
@@ -281,7 +341,7 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
 
 def chunk_fingerprint(task: ChunkTask) -> str:
     """SHA-256 of the chunk's event ids (in order) and the bundle id."""
-    text = "\n".join([task.bundle.bundle_id, *(e.event_id for e in task.events)])
+    text = "\n".join([task.bundle.bundle_id, *(e.event_id for e in task.entries)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -296,13 +356,15 @@ class RegionPlan:
 
 
 def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str, events_per_chunk: int) -> list[RegionPlan]:
-    """Read catalogs and inventories; a region whose catalog or inventory cannot be read
-    gets an ``error`` (recorded in the failures table) instead of tasks."""
+    """Index catalogs and read inventories; a region whose catalog or inventory cannot be
+    read gets an ``error`` (recorded in the failures table) instead of tasks. Parsing the
+    events with ObsPy (the slow part) is left to the chunk tasks; an entry that does not
+    parse is a failure row of its chunk."""
     plans = []
     for source in sources:
         plan = RegionPlan(source)
         try:
-            events = read_catalog(source.catalog, source.region)
+            entries = index_catalog(source.catalog)
             stations = read_stations(source.inventory, bundle.preprocess.components)
         except IngestError as exc:
             what = "catalog" if source.catalog in str(exc) else "inventory"
@@ -310,8 +372,8 @@ def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str
                                 source.catalog if what == "catalog" else source.inventory)
             plans.append(plan)
             continue
-        for index, start in enumerate(range(0, len(events), events_per_chunk)):
-            plan.tasks.append(ChunkTask(source, index, tuple(events[start:start + events_per_chunk]),
+        for index, start in enumerate(range(0, len(entries), events_per_chunk)):
+            plan.tasks.append(ChunkTask(source, index, tuple(entries[start:start + events_per_chunk]),
                                         stations, output, bundle))
         plans.append(plan)
     return plans
@@ -328,21 +390,32 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
     # native to Arrow, whereas a dataclass column makes Ray Data warn and fall back.
     items = [{"task": pickle.dumps(t)} for t in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    prep_kwargs = {"concurrency": config.preprocess_concurrency} if config.preprocess_concurrency else {}
+    prep_kwargs = {"num_cpus": config.cpus_per_task}
+    if config.preprocess_concurrency:
+        prep_kwargs["concurrency"] = config.preprocess_concurrency
+    fuse = config.fuse_inference if config.fuse_inference is not None else gpus == 0
     # max_retries: a worker lost mid-chunk (OOM, node loss) redoes its chunk; outputs
-    # are idempotent. Differing remote args also keep Ray Data from fusing this CPU
-    # stage into the actor pool, which would run all preprocessing on the actors only.
-    recordings = dataset.map_batches(prepare_chunk, batch_size=1, batch_format="numpy", max_retries=2,
-                                     **prep_kwargs)
-    predicted = recordings.map_batches(
-        EnsemblePredictor,
-        fn_constructor_kwargs={"bundle_uri": bundle.uri, "threads": max(1, int(config.cpus_per_actor))},
-        batch_size=config.batch_size,
-        batch_format="numpy",
-        concurrency=config.actors,
-        num_cpus=config.cpus_per_actor,
-        num_gpus=gpus,
-    )
+    # are idempotent.
+    if fuse:
+        predicted = dataset.map_batches(
+            prepare_and_predict, batch_size=1, batch_format="numpy", max_retries=2,
+            fn_kwargs={"job": uuid.uuid4().hex, "threads": max(1, int(config.cpus_per_task)),
+                       "batch_size": config.batch_size},
+            **prep_kwargs)
+    else:
+        # Differing remote args keep Ray Data from fusing this CPU stage into the actor
+        # pool, which would run all preprocessing on the actors only.
+        recordings = dataset.map_batches(prepare_chunk, batch_size=1, batch_format="numpy", max_retries=2,
+                                         **prep_kwargs)
+        predicted = recordings.map_batches(
+            EnsemblePredictor,
+            fn_constructor_kwargs={"bundle_uri": bundle.uri, "threads": max(1, int(config.cpus_per_actor))},
+            batch_size=config.batch_size,
+            batch_format="numpy",
+            concurrency=config.actors,
+            num_cpus=config.cpus_per_actor,
+            num_gpus=gpus,
+        )
     by_key = {t.key: t for t in todo}
     pending: dict[str, list[dict]] = {}
     iterator = predicted.iter_batches(batch_size=None, batch_format="numpy")
@@ -412,7 +485,7 @@ def reprocess_archives(
 
     def on_chunk(task: ChunkTask, n: int) -> None:
         if progress is not None:
-            progress({"region": task.source.region, "chunk": task.index, "events": len(task.events), "recordings": n})
+            progress({"region": task.source.region, "chunk": task.index, "events": len(task.entries), "recordings": n})
 
     if todo:
         _run_stream(todo, bundle, config, on_chunk)
@@ -425,7 +498,7 @@ def _finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, do
     for plan in plans:
         region = plan.source.region
         failures = outputs.read_results(output, "failures", [region])
-        row = {"events": sum(len(t.events) for t in plan.tasks), "chunks_written": 0, "chunks_skipped": 0,
+        row = {"events": sum(len(t.entries) for t in plan.tasks), "chunks_written": 0, "chunks_skipped": 0,
                "processed": 0, "skipped": 0, "failed": failures.num_rows if failures is not None else 0,
                "events_classified": 0, "contradictions": 0}
         if plan.error is not None:
@@ -467,5 +540,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "finish_chunk",
-           "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
+__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_and_predict",
+           "finish_chunk", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
