@@ -5,10 +5,15 @@ Each subcommand is one step of the workflow::
     raydisc generate ARCHIVE         write the built-in synthetic regions (miniSEED, QuakeML, StationXML)
     raydisc preprocess ARCHIVE SHARDS   cut, clean and transform recordings into Parquet shards (Ray Data)
     raydisc summary SHARDS           counts per region/split/class and rejects per reason
+    raydisc train SHARDS RUN_DIR     train a CNN ensemble on Ray Train -> RUN_DIR/bundle
+    raydisc evaluate BUNDLE SHARDS   station- and event-level accuracy, best member vs ensemble
+    raydisc serve BUNDLE             HTTP endpoint (Ray Serve)
+    raydisc reprocess BUNDLE OUT     classify whole archives (Ray Data)
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -111,6 +116,137 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ensemble training (everything but the shard folder and run directory),
+    shared by ``raydisc train`` and ``jobs/pretrain.py``. Unset options take the values of
+    ``--config`` or the :class:`~raydisc.training.TrainConfig` defaults."""
+    from .training.config import TrainConfig
+
+    # Field defaults, without instantiating (validation would import torch for --help).
+    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(TrainConfig)})
+    parser.add_argument("--regions", required=True, help="comma-separated regions to train on, e.g. alpine,basin")
+    parser.add_argument("--config", dest="train_config_file", help="JSON file with TrainConfig fields (the flags below override it)")
+    parser.add_argument("--architecture", help=f"spectrogram_cnn or waveform_cnn (default: {d.architecture})")
+    parser.add_argument("--hparams", help='JSON object of model hyper-parameters, e.g. \'{"channels": [8, 16]}\'')
+    parser.add_argument("--members", type=int, help=f"ensemble size (default: {d.members})")
+    parser.add_argument("--seed", type=int, help=f"seed of member 0; member i uses seed+i (default: {d.base_seed})")
+    parser.add_argument("--epochs", type=int, help=f"maximum epochs per member (default: {d.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"recordings per mini-batch and worker (default: {d.batch_size})")
+    parser.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default: {d.learning_rate})")
+    parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
+    parser.add_argument("--patience", type=int,
+                        help=f"stop after this many epochs without a lower validation loss; 0: never (default: {d.patience})")
+    parser.add_argument("--no-class-weights", action="store_true",
+                        help="plain cross-entropy instead of weights inverse to the training class frequencies")
+    parser.add_argument("--workers-per-member", type=int, help=f"Ray Train workers (DDP) per member (default: {d.workers_per_member})")
+    parser.add_argument("--cpus-per-worker", type=float, help=f"CPUs per Ray Train worker (default: {d.cpus_per_worker})")
+    parser.add_argument("--gpu", dest="use_gpu", action="store_const", const=True, help="train on GPUs (default: if the cluster has any)")
+    parser.add_argument("--no-gpu", dest="use_gpu", action="store_const", const=False, help="train on CPUs even if GPUs exist")
+    parser.add_argument("--max-failures", type=int, help=f"restarts per member after a worker failure (default: {d.max_failures})")
+    parser.add_argument("--max-concurrent", type=int, help="members trained at the same time (default: as resources allow)")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", help="shard folder or URI made by `raydisc preprocess`")
+    parser.add_argument("run_dir", help="run directory or URI for checkpoints, metrics and the bundle")
+    add_train_options(parser)
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """A :class:`~raydisc.training.TrainConfig` from ``--config`` and the flags."""
+    from .training.config import TrainConfig
+
+    values: dict = {}
+    if args.train_config_file:
+        with open(args.train_config_file) as f:
+            values = json.load(f)
+    hparams = None
+    if args.hparams:
+        try:
+            hparams = json.loads(args.hparams)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--hparams is not valid JSON: {exc}") from None
+    overrides = {
+        "architecture": args.architecture, "hparams": hparams, "members": args.members, "base_seed": args.seed,
+        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "weight_decay": args.weight_decay, "workers_per_member": args.workers_per_member,
+        "cpus_per_worker": args.cpus_per_worker, "use_gpu": args.use_gpu, "max_failures": args.max_failures,
+        "max_concurrent_members": args.max_concurrent,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if args.patience is not None:
+        values["patience"] = args.patience or None
+    if args.no_class_weights:
+        values["class_weighting"] = "none"
+    return TrainConfig.from_dict(values)
+
+
+def _run_guarded(command: str, fn) -> int:
+    """Run ``fn()``; report a failed member or an unusable bundle as an error line (exit
+    status 2) like the errors ``main`` handles."""
+    from .ensemble.bundle import BundleError
+    from .training.ensemble import TrainingError
+
+    try:
+        return fn()
+    except (BundleError, TrainingError) as exc:
+        print(f"raydisc {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .runtime import init_ray
+    from .training import train_ensemble
+
+    config = train_config_from_args(args)
+    regions = _regions(args.regions)
+
+    def go() -> int:
+        init_ray(args.address)
+        bundle = train_ensemble(args.shards, regions, config, args.run_dir)
+        print(bundle)
+        return 0
+
+    return _run_guarded("train", go)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="ensemble bundle folder or URI (e.g. RUN_DIR/bundle)")
+    parser.add_argument("shards", help="shard folder or URI made with the bundle's preprocessing config")
+    parser.add_argument("--regions", help="comma-separated regions (default: the regions the bundle was trained on)")
+    parser.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                        help="split to evaluate (default: %(default)s)")
+    parser.add_argument("--event-rule", default="mean", choices=["mean", "majority"],
+                        help="combine an event's stations by mean probability or majority vote (default: %(default)s)")
+    parser.add_argument("--out-dir", help="output folder or URI (default: BUNDLE/../evaluation-SPLIT)")
+    parser.add_argument("--batch-size", type=int, default=256, help="recordings per prediction batch (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=1, help="predictor actors (default: %(default)s)")
+    parser.add_argument("--no-plots", action="store_true", help="write tables only")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .ensemble.bundle import read_manifest
+    from .evaluation.evaluate import evaluate
+    from .runtime import init_ray
+
+    def go() -> int:
+        regions = _regions(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
+        if not regions:
+            raise ConfigError("--regions is required: the bundle does not record the regions it was trained on")
+        init_ray(args.address)
+        result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
+                          event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
+                          plots=not args.no_plots)
+        print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
+        print(result.format())
+        print(f"tables and figures: {result.out_dir}")
+        return 0
+
+    return _run_guarded("evaluate", go)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raydisc",
@@ -139,6 +275,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="counts per region/split/class and rejects of a shard folder")
     p.add_argument("shards", help="shard folder or URI")
     p.set_defaults(func=run_summary)
+
+    p = sub.add_parser("train", help="train a CNN ensemble on Ray Train",
+                       description="Train an ensemble of one architecture on the train split of the given regions: "
+                                   "members with different seeds run as concurrent Ray Train runs, stream their "
+                                   "batches from the shards through Ray Data, checkpoint every epoch (restarts "
+                                   "resume), stop early on validation loss, and end in an ensemble bundle "
+                                   "RUN_DIR/bundle.")
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("evaluate", help="station- and event-level metrics of a bundle on a split",
+                       description="Predict every member on a split's recordings (Ray Data), and compare the best "
+                                   "single member with the soft-voting ensemble at station and event level; "
+                                   "writes tables (CSV/Parquet) and figures (PNG).")
+    add_evaluate_arguments(p)
+    p.set_defaults(func=run_evaluate)
+
+    from .reprocess.cli import add_reprocess_arguments, run_reprocess
+    from .serving.cli import add_serve_arguments, run_serve
+
+    p = sub.add_parser("serve", help="HTTP classification endpoint for a bundle (Ray Serve)",
+                       description="Deploy the soft-voting ensemble of BUNDLE behind an HTTP API (OpenAPI at "
+                                   "/v1/openapi.json): miniSEED, JSON arrays or object-storage URIs of one event "
+                                   "in, per-station probabilities, member votes, spread and the event verdict out.")
+    add_serve_arguments(p)
+    p.set_defaults(func=run_serve)
+
+    p = sub.add_parser("reprocess", help="classify whole archives with a bundle (Ray Data batch inference)",
+                       description="Classify every station recording of every catalog event of one or more "
+                                   "regions; write station and event tables (Parquet), annotated QuakeML, and the "
+                                   "events whose verdict contradicts the catalog. Re-runs finish what is missing.")
+    add_reprocess_arguments(p)
+    p.set_defaults(func=run_reprocess)
     return parser
 
 

@@ -93,3 +93,49 @@ def listdir(uri: str) -> list[str]:
     if not fs.exists(path):
         return []
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+
+
+def pyarrow_filesystem(uri: str):
+    """Return ``(pyarrow.fs.FileSystem, path_within_it)`` for ``uri``, for the libraries
+    that want a pyarrow file system rather than an fsspec one (Ray Train's
+    ``RunConfig(storage_filesystem=...)``, Ray Data's ``read_parquet(filesystem=...)``).
+
+    For ``s3://`` URIs the endpoint in ``AWS_ENDPOINT_URL`` is honoured, and credentials
+    and region found in the environment are set explicitly: the file system object is
+    pickled to Ray workers, which may have been started before those variables were set.
+    Local paths are made absolute.
+    """
+    import pyarrow.fs as pafs
+
+    if uri.startswith("s3://"):
+        options: dict = {}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            options.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+        if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+            options.update(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+            if os.environ.get("AWS_SESSION_TOKEN"):
+                options["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            options["region"] = region
+        return pafs.S3FileSystem(**options), uri[len("s3://"):].rstrip("/")
+    if "://" in uri and not uri.startswith("file://"):
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, path
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def write_frame(uri: str, frame) -> None:
+    """Write a pandas DataFrame atomically as Parquet (``.parquet``) or CSV (otherwise),
+    without the index."""
+    if uri.endswith(".parquet"):
+        import io
+
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        write_bytes_atomic(uri, buf.getvalue())
+    else:
+        write_bytes_atomic(uri, frame.to_csv(index=False).encode())

@@ -1,0 +1,145 @@
+"""Training and evaluation inputs: Parquet shards -> Ray Data datasets, streamed.
+
+The one reader of shard *inputs* for training and evaluation is :func:`read_split`: a
+lazy ``ray.data.read_parquet`` over the chosen regions' shard files that reads only the
+columns asked for, with the ``split`` filter pushed down into the Parquet scan. Nothing
+is materialised in the driver; Ray Data executes the read (and the decoding of
+:func:`training_dataset`) in tasks while a consumer iterates.
+
+Label counts (for the class weights and for checking that splits are not empty) read
+only the ``label`` and ``split`` columns, in the driver.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from ..data.shards import ShardError, decode_inputs, read_dataset_info, shard_files
+from ..labels import CLASS_NAMES
+from ..storage import pyarrow_filesystem
+
+SPLITS = ("train", "validation", "test")
+
+
+def _files(shards: str, regions: Sequence[str]) -> tuple[object, list[str]]:
+    """pyarrow file system and paths (within it) of the regions' complete shard files."""
+    if not regions:
+        raise ShardError(f"{shards}: no regions given")
+    # Region by region: shard_files only complains when *none* of the regions has shards,
+    # and a silently missing region would change what a model is trained on.
+    uris = [uri for region in regions for uri in shard_files(shards, [region])]
+    fs, _ = pyarrow_filesystem(shards)
+    return fs, [pyarrow_filesystem(u)[1] for u in uris]
+
+
+def label_counts(shards: str, regions: Sequence[str]) -> dict[str, np.ndarray]:
+    """Recordings per split and class: ``{split: int64 (n_classes,)}`` for every split
+    present, read from the ``label`` and ``split`` columns only."""
+    fs, paths = _files(shards, regions)
+    table = pq.ParquetDataset(paths, filesystem=fs).read(columns=["label", "split"])
+    labels = table.column("label").to_numpy().astype(np.int64)
+    splits = np.asarray(table.column("split").to_pylist(), dtype=object)
+    return {
+        str(s): np.bincount(labels[splits == s], minlength=len(CLASS_NAMES)).astype(np.int64)
+        for s in np.unique(splits)
+    }
+
+
+def class_weights(counts: Sequence[int]) -> np.ndarray:
+    """Inverse-frequency class weights ``w_c = N / (C * n_c)``, float32 ``(C,)``; a class
+    with no recordings gets weight 0 (it never occurs in the loss anyway)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = counts.sum() / (len(counts) * counts[present])
+    return weights.astype(np.float32)
+
+
+def read_split(
+    shards: str,
+    regions: Sequence[str],
+    split: str,
+    columns: Sequence[str],
+    *,
+    shuffle_seed: int | None = None,
+    override_num_blocks: int | None = None,
+):
+    """Lazy Ray Data dataset of the ``columns`` of the ``split`` recordings of ``regions``.
+
+    The filter on ``split`` is pushed into the Parquet scan (row groups of other splits
+    are skipped), and only ``columns`` are read; by default each shard file becomes one
+    read task (``override_num_blocks``). With ``shuffle_seed`` the order of the shard
+    files is permuted anew at every execution (every epoch), from a generator seeded
+    once. ``ShardError`` if a region has no shards.
+    """
+    import ray
+    from ray.data import FileShuffleConfig
+
+    if split not in SPLITS:
+        raise ShardError(f"unknown split {split!r}; expected one of {SPLITS}")
+    fs, paths = _files(shards, regions)
+    return ray.data.read_parquet(
+        paths,
+        filesystem=fs,
+        columns=list(columns),
+        filter=pads.field("split") == split,
+        shuffle=FileShuffleConfig(seed=shuffle_seed) if shuffle_seed is not None else None,
+        # One read task per shard file: Ray's default would cut these few files into
+        # blocks of a handful of rows, and per-block overhead would dominate.
+        override_num_blocks=override_num_blocks or len(paths),
+    )
+
+
+class _Decode:
+    """Batch function: shard rows -> ``{"x": float32 (B, *shape), "y": int64 (B,)}``.
+
+    A small class rather than a closure so that the Ray Data plan shows a readable name.
+    ``shape`` is only used for empty batches (a shard file without recordings of the
+    split), which must still have the tensor schema of the others. With ``permute`` the
+    rows of each batch come out in a random order, different at every epoch.
+    """
+
+    def __init__(self, kind: str, shape: tuple[int, ...], permute: bool = False) -> None:
+        self.kind = kind
+        self.shape = tuple(shape)
+        self.permute = permute
+
+    def __call__(self, batch):
+        if batch.num_rows == 0:
+            return {"x": np.zeros((0, *self.shape), np.float32), "y": np.zeros((0,), np.int64)}
+        if self.permute:
+            # Fresh entropy: a seed fixed here would repeat the same order every epoch.
+            batch = batch.take(np.random.default_rng().permutation(batch.num_rows))
+        return {
+            "x": decode_inputs(batch, self.kind),
+            "y": batch.column("label").to_numpy().astype(np.int64),
+        }
+
+
+def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str, *,
+                     shuffle_seed: int | None = None, batch_size: int | None = None):
+    """Lazy dataset of decoded model inputs of one split, rows ``{"x", "y"}``.
+
+    ``x``: float32 ``(*shape)`` of the ``kind`` column (``"spectrogram"`` or
+    ``"waveform"``), ``y``: int64 class index. Decoding runs in Ray Data tasks (fused with
+    the Parquet read), in batches of ``batch_size`` rows (default: whole shard files).
+
+    ``shuffle_seed`` (for training) shuffles without delaying the first batch of an
+    epoch: the shard files are read in a new order every epoch (seeded), and the rows of
+    each file are permuted in the decode task (unseeded, so epochs differ; the stream is
+    not bit-reproducible anyway, since tasks finish in varying order). Shard files hold
+    the recordings of one event next to each other, so without the permutation a batch
+    would hold few events. A local shuffle buffer in ``iter_torch_batches`` can mix
+    across files on top of this.
+    """
+    shape = getattr(read_dataset_info(shards).preprocess, f"{kind}_shape")
+    return read_split(shards, regions, split, ["label", kind, f"{kind}_shape"], shuffle_seed=shuffle_seed).map_batches(
+        _Decode(kind, shape, permute=shuffle_seed is not None), batch_format="pyarrow", batch_size=batch_size,
+        zero_copy_batch=True,
+    )
+
+
+__all__ = ["SPLITS", "class_weights", "label_counts", "read_split", "training_dataset"]

@@ -1,0 +1,344 @@
+"""Ensemble training: N members, each a Ray Train run, trained concurrently on one cluster.
+
+Layout of a run directory (a local path or an object-store URI)::
+
+    {run_dir}/train_config.json          TrainConfig + shards + regions of the run
+    {run_dir}/members/member-000/...     Ray Train run of member 0: checkpoints, progress.csv, result.json
+    {run_dir}/history.csv                one row per member and epoch (every reported row, restarts included)
+    {run_dir}/members.csv                one row per member: seed, best epoch, validation metrics
+    {run_dir}/bundle/                    the ensemble bundle (raydisc.ensemble.bundle), written last
+
+Each member's ``TorchTrainer.fit()`` runs in a thread of the driver; the threads only
+wait on the cluster, so several members train at the same time, bounded by the CPUs
+(and GPUs) of the cluster. A member's workers stream their batches from the shards
+through Ray Data (:mod:`raydisc.training.data`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from ray.tune import Callback
+
+from .. import storage
+from ..config import ConfigError
+from ..data.shards import ShardError, read_dataset_info
+from ..labels import CLASS_NAMES
+from .config import TrainConfig
+from .data import class_weights, label_counts, training_dataset
+
+log = logging.getLogger(__name__)
+
+MEMBERS_DIR = "members"
+BUNDLE_DIR = "bundle"
+
+
+class TrainingError(RuntimeError):
+    """One or more ensemble members failed (after their allowed restarts)."""
+
+
+def member_name(member: int) -> str:
+    return f"member-{member:03d}"
+
+
+def format_epoch(row: dict[str, Any], epochs: int) -> str:
+    """One readable progress line for a reported epoch of a member."""
+    flag = "*" if row.get("best_epoch") == row.get("epoch") else " "
+    return (
+        f"member {int(row['member']):>3} (seed {int(row['seed'])}) epoch {int(row['epoch']):>3}/{epochs}  "
+        f"train_loss {row['train_loss']:.4f}  val_loss {row['validation_loss']:.4f}{flag} "
+        f"val_acc {row['validation_accuracy']:.3f}  {row['train_samples_per_s']:.0f} rec/s  "
+        f"{row['epoch_s']:.1f}s" + ("  (early stop)" if row.get("stopped_early") else "")
+    )
+
+
+@dataclass
+class _Sink:
+    """Where one member's callback delivers: metrics rows, messages, and "started"."""
+
+    on_row: Callable[[dict[str, Any]], None]
+    on_message: Callable[[str], None]
+    started: Callable[[], None]
+
+
+# Sinks of the members being trained, by token. Ray Train pickles the RunConfig (callbacks
+# included) into the object store, so a callback must not hold the driver's functions,
+# locks and events itself; it holds a token and looks its sink up here, in the driver.
+_SINKS: dict[str, _Sink] = {}
+
+# Ray Tune's trainable registry is not thread-safe: two fit() calls that register their
+# trainables at the same moment can fail with "dictionary changed size during iteration".
+# Starts therefore pass this gate one at a time; a member releases it as soon as its trial
+# has started (registration is over by then), so training itself runs concurrently.
+_START_GATE = threading.Lock()
+
+
+class _Progress(Callback):
+    """A Ray Tune callback, called in the driver thread of one member's ``fit()``, that
+    signals the start of the trial, forwards every reported metrics row and announces
+    restarts. Defined at module level so that it pickles by reference."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        sink = _SINKS.get(self.token)
+        if sink:
+            sink.started()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        sink = _SINKS.get(self.token)
+        if sink:
+            sink.on_row(dict(result))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        sink = _SINKS.get(self.token)
+        if sink:
+            sink.on_message("a worker failed; restarting from the last checkpoint")
+
+
+def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[bool, int]:
+    """``(use_gpu, concurrent_members)`` for a cluster with ``cluster`` resources
+    (``ray.cluster_resources()``).
+
+    ``use_gpu=None`` means "if the cluster has GPUs". Concurrency: how many members'
+    workers fit at once, keeping one CPU free so that Ray Data's read/decode tasks can
+    always be scheduled (training workers that hold every CPU while waiting for data
+    would wait forever), capped by ``max_concurrent_members`` and ``members``.
+    """
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    use_gpu = gpus > 0 if config.use_gpu is None else config.use_gpu
+    if use_gpu and gpus < config.workers_per_member:
+        raise ConfigError(f"use_gpu needs {config.workers_per_member} GPU(s) per member; the cluster has {gpus:g}")
+    per_member = config.workers_per_member * config.cpus_per_worker
+    if per_member > max(cpus - 1, 0) + 1e-9:
+        log.warning("a member needs %.3g CPUs and the cluster has %.3g: Ray Data may have no CPU left; "
+                    "lower cpus_per_worker or workers_per_member", per_member, cpus)
+    by_cpu = max(1, int((cpus - 1 + 1e-9) // per_member)) if per_member > 0 else config.members
+    by_gpu = max(1, int(gpus // config.workers_per_member)) if use_gpu else config.members
+    concurrent = min(by_cpu, by_gpu, config.members, config.max_concurrent_members or config.members)
+    return use_gpu, concurrent
+
+
+def _check_splits(shards: str, regions: Sequence[str]) -> np.ndarray:
+    """Training class counts ``(n_classes,)``; ShardError for an empty train or
+    validation split."""
+    counts = label_counts(shards, regions)
+    for split in ("train", "validation"):
+        if split not in counts or counts[split].sum() == 0:
+            raise ShardError(
+                f"{shards}: region(s) {', '.join(regions)} have no recordings in the {split!r} split "
+                f"(per split: {({k: int(v.sum()) for k, v in counts.items()})})"
+            )
+    return counts["train"]
+
+
+def train_ensemble(
+    shards: str,
+    regions: Sequence[str],
+    train_config: TrainConfig,
+    run_dir: str,
+    *,
+    progress: Callable[[str], None] | None = print,
+    _failure: dict[str, Any] | None = None,
+) -> str:
+    """Train ``train_config.members`` members on the ``train`` split of ``regions`` and
+    write the ensemble bundle; returns the bundle URI ``{run_dir}/bundle``.
+
+    Needs a running Ray cluster (``ray.init()``). ``shards`` is the shard folder of
+    ``raydisc preprocess`` (local path or URI); its ``_dataset.json`` provides the
+    preprocessing config stored in the bundle. Member ``i`` uses seed
+    ``train_config.seed_of(i)``. Each member's best-validation-loss weights go into the
+    bundle; the bundle's best member is the one with the lowest validation loss.
+    ``progress`` receives one line per member and epoch (``None``: silent).
+
+    Raises ``ConfigError`` (bad configuration), ``ShardError`` (no shards for a region,
+    empty train or validation split), ``TrainingError`` (a member failed after
+    ``max_failures`` restarts) and ``BundleError`` (``run_dir`` already holds a bundle).
+    ``_failure`` (tests only) is merged into the workers' loop config, see
+    :func:`raydisc.training.loop._maybe_fail`.
+    """
+    import ray
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from ..ensemble.bundle import BundleError, save_bundle
+    from ..models import input_kind_of, input_shape_of
+    from .loop import datasets_to_split, load_checkpoint_state, train_loop_per_worker
+
+    regions = list(regions)
+    if not regions:
+        raise ConfigError("no regions given")
+    info = read_dataset_info(shards)
+    kind = input_kind_of(train_config.architecture)
+    input_shape = input_shape_of(train_config.architecture, info.preprocess)
+    train_counts = _check_splits(shards, regions)
+    weights = (class_weights(train_counts) if train_config.class_weighting == "inverse_frequency"
+               else np.ones(len(CLASS_NAMES), np.float32))
+    bundle_uri = storage.join(run_dir, BUNDLE_DIR)
+    if storage.exists(storage.join(bundle_uri, "bundle.json")):
+        raise BundleError(f"bundle {bundle_uri}: {run_dir} already holds a finished ensemble; use a new run directory")
+
+    if not ray.is_initialized():
+        raise RuntimeError("train_ensemble needs a running Ray cluster: call ray.init() (or raydisc.runtime.init_ray)")
+    use_gpu, concurrent = resolve_resources(train_config, ray.cluster_resources())
+    say = progress or (lambda line: None)
+    say(f"training {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
+        f"{int(train_counts.sum())} training recordings "
+        f"({', '.join(f'{n} {c}' for c, n in zip(CLASS_NAMES, train_counts))}), class weights "
+        f"{[round(float(w), 3) for w in weights]}; {concurrent} member(s) at a time, "
+        f"{train_config.workers_per_member} worker(s) each{' on GPU' if use_gpu else ''}")
+
+    provenance = {
+        "regions": regions, "shards": shards, "train_config": train_config.to_dict(),
+        "train_class_counts": dict(zip(CLASS_NAMES, train_counts.tolist())),
+        "class_weights": dict(zip(CLASS_NAMES, weights.tolist())), "run_dir": run_dir,
+    }
+    storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
+                               json.dumps(provenance, indent=2, sort_keys=True).encode())
+
+    storage_fs, storage_path = storage.pyarrow_filesystem(storage.join(run_dir, MEMBERS_DIR))
+    history: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def datasets(member: int):
+        return {"train": training_dataset(shards, regions, "train", kind, shuffle_seed=train_config.seed_of(member)),
+                "validation": training_dataset(shards, regions, "validation", kind)}
+
+    # Built here, in the calling thread, before any member starts. A dataset keeps the
+    # DataContext current at its creation: with progress bars off there, neither the
+    # Parquet metadata sampling now nor the per-epoch executions of every member later
+    # draw bars that would drown the per-epoch lines.
+    data_context = ray.data.DataContext.get_current()
+    bars = data_context.enable_progress_bars
+    data_context.enable_progress_bars = False
+    try:
+        member_datasets = [datasets(m) for m in range(train_config.members)]
+    finally:
+        data_context.enable_progress_bars = bars
+
+    def fit_member(member: int) -> dict[str, Any]:
+        token = uuid.uuid4().hex
+
+        def on_row(result: dict[str, Any]) -> None:
+            row = {k: result[k] for k in ("member", "seed", "epoch", "train_loss", "validation_loss",
+                                          "validation_accuracy", "validation_balanced_accuracy",
+                                          "best_validation_loss", "best_epoch", "stopped_early",
+                                          "resumed_from_epoch", "train_samples", "train_samples_per_s",
+                                          "epoch_s") if k in result}
+            with lock:
+                history.append(row)
+            say(format_epoch(row, train_config.epochs))
+
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={
+                "train_config": train_config.to_dict(), "member": member, "input_shape": list(input_shape),
+                "class_weights": weights.tolist(), "torch_threads": max(1, int(train_config.cpus_per_worker)),
+                **(_failure or {}),
+            },
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=train_config.workers_per_member, use_gpu=use_gpu,
+                resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+                # The trainer actor only coordinates; by default it would hold a whole CPU
+                # that Ray Data's read tasks need (on a 2-CPU machine: a deadlock).
+                trainer_resources={"CPU": 0},
+            ),
+            datasets=member_datasets[member],
+            # Every worker reads the whole validation split, so validation metrics are
+            # exact without a reduction (streaming_split(equal=True) would drop rows to
+            # balance the workers); training data is split only between several workers.
+            dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(train_config.workers_per_member)),
+            run_config=ray.train.RunConfig(
+                name=member_name(member),
+                storage_path=storage_path,
+                storage_filesystem=storage_fs,
+                failure_config=ray.train.FailureConfig(max_failures=train_config.max_failures),
+                # The latest checkpoint carries the best weights too, so one suffices;
+                # the second survives a crash while the next is being written.
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                callbacks=[_Progress(token)],
+                verbose=0,
+            ),
+        )
+        started = time.perf_counter()
+        gate_held = [True]
+
+        def release_gate() -> None:
+            # Called from this thread only (Tune runs callbacks in the thread of fit()).
+            if gate_held[0]:
+                gate_held[0] = False
+                _START_GATE.release()
+
+        _SINKS[token] = _Sink(on_row, lambda text: say(f"member {member:>3}: {text}"), release_gate)
+        _START_GATE.acquire()
+        try:
+            result = trainer.fit()
+        except Exception as exc:  # ray.train.base_trainer.TrainingFailedError and friends
+            raise TrainingError(f"member {member} (seed {train_config.seed_of(member)}) failed: {exc}") from exc
+        finally:
+            release_gate()  # when fit() ended before its trial started
+            _SINKS.pop(token, None)
+        if result.error is not None or result.checkpoint is None:
+            raise TrainingError(f"member {member} failed: {result.error or 'no checkpoint was reported'}")
+        with result.checkpoint.as_directory() as d:
+            state = load_checkpoint_state(d)
+        best = state["best_model"] if state["best_model"] is not None else state["model"]
+        metrics = {
+            "member": member, "seed": train_config.seed_of(member),
+            "validation_loss": _finite(state["best_validation_loss"]),
+            "validation_accuracy": _finite(state["best_validation_accuracy"]),
+            "best_epoch": int(state["best_epoch"]), "epochs_trained": int(state["epoch"]),
+            "stopped_early": bool(state["stopped_early"]), "train_seconds": round(time.perf_counter() - started, 2),
+            "run_path": storage.join(run_dir, MEMBERS_DIR, member_name(member)),
+        }
+        return {"state": best, "metrics": metrics}
+
+    with ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix="member") as pool:
+        futures = [pool.submit(fit_member, m) for m in range(train_config.members)]
+        outcomes, errors = [], []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except TrainingError as exc:
+                errors.append(str(exc))
+    if history:
+        storage.write_frame(storage.join(run_dir, "history.csv"),
+                            pd.DataFrame(history).sort_values(["member", "epoch"], kind="stable"))
+    if errors:
+        raise TrainingError("; ".join(errors) + f" (checkpoints and logs under {storage.join(run_dir, MEMBERS_DIR)})")
+
+    member_metrics = [o["metrics"] for o in outcomes]
+    storage.write_frame(storage.join(run_dir, "members.csv"), pd.DataFrame(member_metrics))
+    save_bundle(
+        bundle_uri,
+        architecture=train_config.architecture,
+        hparams=train_config.hparams,
+        input_shape=input_shape,
+        preprocess_config=info.preprocess,
+        member_state_dicts=[o["state"] for o in outcomes],
+        member_metrics=member_metrics,
+        provenance=provenance,
+    )
+    best = min(member_metrics, key=lambda m: m["validation_loss"] if m["validation_loss"] is not None else math.inf)
+    say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
+        f"{best['validation_loss']}, accuracy {best['validation_accuracy']})")
+    return bundle_uri
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+__all__ = ["BUNDLE_DIR", "MEMBERS_DIR", "TrainingError", "format_epoch", "member_name", "resolve_resources",
+           "train_ensemble"]
