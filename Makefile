@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= data/demo
 DEMO_EVENTS ?= 200
+DEMO_MEMBERS ?= 4
+DEMO_EPOCHS ?= 10
+DEMO_ARCH ?= spectrogram_cnn
 
 .PHONY: install demo test bench clean-demo
 
@@ -22,6 +25,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(VENV)/bin/raydisc generate $(DEMO_DIR)/archive --events $(DEMO_EVENTS)
 	$(PY) jobs/preprocess.py $(DEMO_DIR)/archive $(DEMO_DIR)/shards
+	$(PY) jobs/pretrain.py --shards $(DEMO_DIR)/shards --regions alpine,basin \
+	    --run-dir $(DEMO_DIR)/runs/$(DEMO_ARCH) --architecture $(DEMO_ARCH) \
+	    --members $(DEMO_MEMBERS) --epochs $(DEMO_EPOCHS) --patience 3
+	$(PY) jobs/reprocess.py $(DEMO_DIR)/runs/$(DEMO_ARCH)/bundle $(DEMO_DIR)/relabelled --archive $(DEMO_DIR)/archive
 
 test: install
 	$(PY) -m pytest -q tests
