@@ -35,6 +35,9 @@ test: install
 
 bench: install
 	$(PY) bench/preprocess.py
+	$(PY) bench/train.py
+	$(PY) bench/serve.py
+	$(PY) bench/reprocess.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -182,33 +182,15 @@ def train_config_from_args(args: argparse.Namespace):
     return TrainConfig.from_dict(values)
 
 
-def _run_guarded(command: str, fn) -> int:
-    """Run ``fn()``; report a failed member or an unusable bundle as an error line (exit
-    status 2) like the errors ``main`` handles."""
-    from .ensemble.bundle import BundleError
-    from .training.ensemble import TrainingError
-
-    try:
-        return fn()
-    except (BundleError, TrainingError) as exc:
-        print(f"raydisc {command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
 def run_train(args: argparse.Namespace) -> int:
     from .runtime import init_ray
     from .training import train_ensemble
 
     config = train_config_from_args(args)
     regions = _regions(args.regions)
-
-    def go() -> int:
-        init_ray(args.address)
-        bundle = train_ensemble(args.shards, regions, config, args.run_dir)
-        print(bundle)
-        return 0
-
-    return _run_guarded("train", go)
+    init_ray(args.address)
+    print(train_ensemble(args.shards, regions, config, args.run_dir))
+    return 0
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -231,20 +213,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate
     from .runtime import init_ray
 
-    def go() -> int:
-        regions = _regions(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
-        if not regions:
-            raise ConfigError("--regions is required: the bundle does not record the regions it was trained on")
-        init_ray(args.address)
-        result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
-                          event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
-                          plots=not args.no_plots)
-        print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
-        print(result.format())
-        print(f"tables and figures: {result.out_dir}")
-        return 0
-
-    return _run_guarded("evaluate", go)
+    regions = _regions(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
+    if not regions:
+        raise ConfigError("--regions is required: the bundle does not record the regions it was trained on")
+    init_ray(args.address)
+    result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
+                      event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
+                      plots=not args.no_plots)
+    print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
+    print(result.format())
+    print(f"tables and figures: {result.out_dir}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,10 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .data.ingest import IngestError
     from .data.shards import ShardError
+    from .ensemble.bundle import BundleError
+    from .training.ensemble import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, IngestError, ShardError, FileNotFoundError) as exc:
+    except (ConfigError, IngestError, ShardError, BundleError, TrainingError, FileNotFoundError) as exc:
         print(f"raydisc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

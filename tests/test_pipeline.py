@@ -216,3 +216,9 @@ def test_preprocess_through_s3(ray_cluster, s3_bucket, tiny_archive):
     with fs.open(remote[0], "rb") as f:
         table = pq.read_table(io.BytesIO(f.read()))
     assert table.num_rows > 0 and set(table.column("region").to_pylist()) == {"craton"}
+
+
+def test_shard_files_names_a_missing_region(shards):
+    out, _ = shards
+    with pytest.raises(ShardError, match="no shards for region atlantis"):
+        shard_files(out, ["alpine", "atlantis"])

@@ -215,9 +215,10 @@ def shard_files(root: str, regions: list[str] | None = None) -> list[str]:
     """URIs of the complete shard files for ``regions`` (all regions by default)."""
     files = []
     for region in regions or shard_regions(root):
-        files += [join(root, region, n) for n in listdir(join(root, region)) if n.endswith(".parquet")]
-    if regions and not files:
-        raise ShardError(f"{root}: no shards for region(s) {', '.join(regions)} (have: {', '.join(shard_regions(root)) or 'none'})")
+        found = [join(root, region, n) for n in listdir(join(root, region)) if n.endswith(".parquet")]
+        if regions and not found:
+            raise ShardError(f"{root}: no shards for region {region} (have: {', '.join(shard_regions(root)) or 'none'})")
+        files += found
     return files
 
 

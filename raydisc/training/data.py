@@ -18,19 +18,16 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..data.shards import ShardError, decode_inputs, read_dataset_info, shard_files
+from ..data.splits import SPLITS
 from ..labels import CLASS_NAMES
 from ..storage import pyarrow_filesystem
-
-SPLITS = ("train", "validation", "test")
 
 
 def _files(shards: str, regions: Sequence[str]) -> tuple[object, list[str]]:
     """pyarrow file system and paths (within it) of the regions' complete shard files."""
     if not regions:
         raise ShardError(f"{shards}: no regions given")
-    # Region by region: shard_files only complains when *none* of the regions has shards,
-    # and a silently missing region would change what a model is trained on.
-    uris = [uri for region in regions for uri in shard_files(shards, [region])]
+    uris = shard_files(shards, list(regions))  # raises for any region without shards
     fs, _ = pyarrow_filesystem(shards)
     return fs, [pyarrow_filesystem(u)[1] for u in uris]
 
