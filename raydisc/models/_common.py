@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Sequence
 
+from torch import nn
+
 
 def keyword_defaults(cls: type) -> dict[str, Any]:
     """The keyword-only arguments of ``cls.__init__`` with their defaults: both
@@ -26,3 +28,14 @@ def check_common(channels: Sequence[int], kernel_size: int, dense_units: int, dr
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+
+
+def classifier_head(n_features: int, dense_units: int, dropout: float, n_classes: int) -> nn.Sequential:
+    """The dense head both architectures end in: flatten, dense + ReLU, dropout, logits."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(n_features, dense_units),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(dense_units, n_classes),
+    )

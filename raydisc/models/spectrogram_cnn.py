@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ._common import check_common, keyword_defaults
+from ._common import check_common, classifier_head, keyword_defaults
 
 
 class SpectrogramCNN(nn.Module):
@@ -62,13 +62,7 @@ class SpectrogramCNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(tuple(int(v) for v in pooled_shape))
         n_flat = c_in * int(pooled_shape[0]) * int(pooled_shape[1])
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n_flat, dense_units),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(dense_units, n_classes),
-        )
+        self.head = classifier_head(n_flat, dense_units, dropout, n_classes)
 
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ._common import check_common, keyword_defaults
+from ._common import check_common, classifier_head, keyword_defaults
 
 
 class _ResidualBlock1d(nn.Module):
@@ -87,13 +87,7 @@ class WaveformCNN(nn.Module):
             c_in = int(c_out)
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool1d(1)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c_in, dense_units),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(dense_units, n_classes),
-        )
+        self.head = classifier_head(c_in, dense_units, dropout, n_classes)
 
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:
