@@ -46,23 +46,16 @@ class EventMeta(_Strict):
     depth_km: float = Field(0.0, ge=-10, le=1000, description="km")
 
 
-class StationMeta(_Strict):
-    """One station's metadata for a miniSEED upload without StationXML."""
+class _Station(_Strict):
+    """Identity and position shared by the station forms; subclasses add ``sensitivity``."""
 
     network: str = Field(..., min_length=1, max_length=8)
     station: str = Field(..., min_length=1, max_length=8)
     location: str = Field("", max_length=8)
     latitude: float = Field(0.0, ge=-90, le=90, description="degrees")
     longitude: float = Field(0.0, ge=-180, le=180, description="degrees")
-    elevation_m: float = 0.0
-    channels: dict[Literal["Z", "N", "E"], str] = Field(
-        ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}")
-    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
-    sensitivity: dict[Literal["Z", "N", "E"], float] = Field(
-        ..., description="overall sensitivity per component, counts per (m/s)")
-    p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
 
-    @field_validator("sensitivity")
+    @field_validator("sensitivity", check_fields=False)  # the field is declared by each subclass
     @classmethod
     def _check_sensitivity(cls, v):
         return _finite_positive(v, "sensitivity")
@@ -70,6 +63,18 @@ class StationMeta(_Strict):
     @property
     def key(self) -> str:
         return f"{self.network}.{self.station}.{self.location}"
+
+
+class StationMeta(_Station):
+    """One station's metadata for a miniSEED upload without StationXML."""
+
+    elevation_m: float = 0.0
+    channels: dict[Literal["Z", "N", "E"], str] = Field(
+        ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}")
+    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
+    sensitivity: dict[Literal["Z", "N", "E"], float] = Field(
+        ..., description="overall sensitivity per component, counts per (m/s)")
+    p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
 
 
 class MseedMetadata(_Strict):
@@ -84,14 +89,9 @@ class MseedMetadata(_Strict):
     picks: dict[str, _dt.datetime] = Field(default_factory=dict)
 
 
-class StationArrays(_Strict):
+class StationArrays(_Station):
     """One station's raw recording as JSON arrays."""
 
-    network: str = Field(..., min_length=1, max_length=8)
-    station: str = Field(..., min_length=1, max_length=8)
-    location: str = Field("", max_length=8)
-    latitude: float = Field(0.0, ge=-90, le=90)
-    longitude: float = Field(0.0, ge=-180, le=180)
     counts: list[list[float]] = Field(
         ..., description="3 x n raw counts, components Z, N, E (rows of equal length)")
     sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
@@ -100,15 +100,6 @@ class StationArrays(_Strict):
     start_s: float = Field(
         ..., description="time of the first sample relative to the window reference of the "
                          "bundle (the P pick, or the origin time), in seconds")
-
-    @field_validator("sensitivity")
-    @classmethod
-    def _check_sensitivity(cls, v):
-        return _finite_positive(v, "sensitivity")
-
-    @property
-    def key(self) -> str:
-        return f"{self.network}.{self.station}.{self.location}"
 
 
 class ArraysRequest(_Strict):
