@@ -59,16 +59,16 @@ def settings_from_args(args: argparse.Namespace):
 
 def run_serve(args: argparse.Namespace) -> int:
     """Start Ray (or connect), deploy the app, print the URL and block until Ctrl-C."""
-    import ray
     from ray import serve
 
+    from ..runtime import init_ray
     from .app import TOKEN_ENV, build_app
 
     settings = settings_from_args(args)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not (settings.token or os.environ.get(TOKEN_ENV)):
         print(f"warning: serving on {args.host} without authentication (set --token or ${TOKEN_ENV})",
               file=sys.stderr)
-    ray.init(address=args.address, ignore_reinit_error=True)
+    init_ray(args.address)
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(build_app(settings), name="raydisc", route_prefix="/")
     url = f"http://{args.host}:{args.port}"
