@@ -6,7 +6,9 @@ Each subcommand is one step of the workflow::
     raydisc preprocess ARCHIVE SHARDS   cut, clean and transform recordings into Parquet shards (Ray Data)
     raydisc summary SHARDS           counts per region/split/class and rejects per reason
     raydisc train SHARDS RUN_DIR     train a CNN ensemble on Ray Train -> RUN_DIR/bundle
+    raydisc finetune BUNDLE SHARDS RUN_DIR --target REGION   fine-tune it on another region
     raydisc evaluate BUNDLE SHARDS   station- and event-level accuracy, best member vs ensemble
+    raydisc report RUN_DIR           Markdown report of a cross-region experiment (jobs/crossregion.py)
     raydisc serve BUNDLE             HTTP endpoint (Ray Serve)
     raydisc reprocess BUNDLE OUT     classify whole archives (Ray Data)
 """
@@ -116,19 +118,36 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
+def add_train_options(parser: argparse.ArgumentParser, finetune: bool = False) -> None:
     """Options of ensemble training (everything but the shard folder and run directory),
-    shared by ``raydisc train`` and ``jobs/pretrain.py``. Unset options take the values of
-    ``--config`` or the :class:`~raydisc.training.TrainConfig` defaults."""
+    shared by ``raydisc train``/``finetune`` and ``jobs/pretrain.py``/``finetune.py``.
+    Unset options take the values of ``--config`` or the
+    :class:`~raydisc.training.TrainConfig` defaults (with ``finetune``: updated with
+    :data:`~raydisc.training.finetune.FINETUNE_DEFAULTS`, plus ``--target`` and
+    ``--freeze`` instead of ``--regions``)."""
+    from .models.freezing import FREEZE_STRATEGIES
     from .training.config import TrainConfig
+    from .training.finetune import FINETUNE_DEFAULTS
 
     # Field defaults, without instantiating (validation would import torch for --help).
-    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(TrainConfig)})
-    parser.add_argument("--regions", required=True, help="comma-separated regions to train on, e.g. alpine,basin")
+    d = argparse.Namespace(**{**{f.name: f.default for f in dataclasses.fields(TrainConfig)},
+                              **(FINETUNE_DEFAULTS if finetune else {})})
+    parser.set_defaults(finetune=finetune)
+    if finetune:
+        parser.add_argument("--target", required=True, help="the region to fine-tune on, e.g. craton")
+        parser.add_argument("--freeze", choices=FREEZE_STRATEGIES,
+                            help="layers kept fixed: none, feature_extractor (the convolutional layers) or "
+                                 f"all_but_head (everything but the output layer) (default: {d.freeze})")
+    else:
+        parser.add_argument("--regions", required=True, help="comma-separated regions to train on, e.g. alpine,basin")
     parser.add_argument("--config", dest="train_config_file", help="JSON file with TrainConfig fields (the flags below override it)")
-    parser.add_argument("--architecture", help=f"spectrogram_cnn or waveform_cnn (default: {d.architecture})")
-    parser.add_argument("--hparams", help='JSON object of model hyper-parameters, e.g. \'{"channels": [8, 16]}\'')
-    parser.add_argument("--members", type=int, help=f"ensemble size (default: {d.members})")
+    if finetune:
+        parser.add_argument("--architecture", help="spectrogram_cnn or waveform_cnn (default: the bundle's; "
+                                                   "another one is an error)")
+    else:
+        parser.add_argument("--architecture", help=f"spectrogram_cnn or waveform_cnn (default: {d.architecture})")
+        parser.add_argument("--hparams", help='JSON object of model hyper-parameters, e.g. \'{"channels": [8, 16]}\'')
+        parser.add_argument("--members", type=int, help=f"ensemble size (default: {d.members})")
     parser.add_argument("--seed", type=int, help=f"seed of member 0; member i uses seed+i (default: {d.base_seed})")
     parser.add_argument("--epochs", type=int, help=f"maximum epochs per member (default: {d.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"recordings per mini-batch and worker (default: {d.batch_size})")
@@ -157,18 +176,21 @@ def train_config_from_args(args: argparse.Namespace):
     """A :class:`~raydisc.training.TrainConfig` from ``--config`` and the flags."""
     from .training.config import TrainConfig
 
-    values: dict = {}
+    from .training.finetune import FINETUNE_DEFAULTS
+
+    values: dict = dict(FINETUNE_DEFAULTS) if args.finetune else {}
     if args.train_config_file:
         with open(args.train_config_file) as f:
-            values = json.load(f)
+            values.update(json.load(f))
     hparams = None
-    if args.hparams:
+    if getattr(args, "hparams", None):
         try:
             hparams = json.loads(args.hparams)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--hparams is not valid JSON: {exc}") from None
     overrides = {
-        "architecture": args.architecture, "hparams": hparams, "members": args.members, "base_seed": args.seed,
+        "architecture": args.architecture, "hparams": hparams, "members": getattr(args, "members", None),
+        "freeze": getattr(args, "freeze", None), "base_seed": args.seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "weight_decay": args.weight_decay, "workers_per_member": args.workers_per_member,
         "cpus_per_worker": args.cpus_per_worker, "use_gpu": args.use_gpu, "max_failures": args.max_failures,
@@ -190,6 +212,33 @@ def run_train(args: argparse.Namespace) -> int:
     regions = _regions(args.regions)
     init_ray(args.address)
     print(train_ensemble(args.shards, regions, config, args.run_dir))
+    return 0
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="pretrained ensemble bundle folder or URI (only read)")
+    parser.add_argument("shards", help="shard folder or URI holding the target region")
+    parser.add_argument("run_dir", help="new run directory or URI for checkpoints, metrics and the fine-tuned bundle")
+    add_train_options(parser, finetune=True)
+
+
+def finetune_config_from_args(args: argparse.Namespace):
+    """The fine-tuning :class:`~raydisc.training.TrainConfig` of ``args``: the
+    architecture defaults to the pretrained bundle's."""
+    from .ensemble.bundle import read_manifest
+
+    if not args.architecture:
+        args.architecture = read_manifest(args.bundle)["architecture"]
+    return train_config_from_args(args)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from .runtime import init_ray
+    from .training.finetune import finetune_ensemble
+
+    config = finetune_config_from_args(args)
+    init_ray(args.address)
+    print(finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir))
     return 0
 
 
@@ -223,6 +272,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
     print(result.format())
     print(f"tables and figures: {result.out_dir}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .experiments.report import write_report
+
+    print(write_report(args.run_dir, args.out))
     return 0
 
 
@@ -264,12 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=run_train)
 
+    p = sub.add_parser("finetune", help="fine-tune a pretrained ensemble on a target region (Ray Train)",
+                       description="Fine-tune every member of a pretrained bundle on the train split of the "
+                                   "target region, concurrently on Ray Train, with the chosen layers frozen and "
+                                   "early stopping on the target's validation split; writes a new bundle "
+                                   "RUN_DIR/bundle (the pretrained bundle is only read).")
+    add_finetune_arguments(p)
+    p.set_defaults(func=run_finetune)
+
     p = sub.add_parser("evaluate", help="station- and event-level metrics of a bundle on a split",
                        description="Predict every member on a split's recordings (Ray Data), and compare the best "
                                    "single member with the soft-voting ensemble at station and event level; "
                                    "writes tables (CSV/Parquet) and figures (PNG).")
     add_evaluate_arguments(p)
     p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser("report", help="Markdown report of a cross-region experiment, from its stored tables",
+                       description="Rebuild the report of a leave-one-region-out experiment (jobs/crossregion.py) "
+                                   "from RUN_DIR/results and RUN_DIR/sweep, without retraining: accuracy tables "
+                                   "(architecture x target x stage x model x level), minority-class recall, the "
+                                   "headline check, bar charts, confusion matrices, the fine-tuning data sweep.")
+    p.add_argument("run_dir", help="experiment folder or URI")
+    p.add_argument("--out", help="report file (default: RUN_DIR/report.md; figures in a folder beside it)")
+    p.set_defaults(func=run_report)
 
     from .reprocess.cli import add_reprocess_arguments, run_reprocess
     from .serving.cli import add_serve_arguments, run_serve

@@ -38,6 +38,12 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def absolute(uri: str) -> str:
+    """``uri`` with a local path made absolute, so that Ray workers, whose working
+    directory differs from the driver's, find the same file; URIs pass unchanged."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
     return fs.exists(path)
@@ -139,3 +145,14 @@ def write_frame(uri: str, frame) -> None:
         write_bytes_atomic(uri, buf.getvalue())
     else:
         write_bytes_atomic(uri, frame.to_csv(index=False).encode())
+
+
+def read_frame(uri: str):
+    """Read a pandas DataFrame written by :func:`write_frame` (Parquet for ``.parquet``,
+    CSV otherwise)."""
+    import io
+
+    import pandas as pd
+
+    data = io.BytesIO(read_bytes(uri))
+    return pd.read_parquet(data) if uri.endswith(".parquet") else pd.read_csv(data)

@@ -354,19 +354,7 @@ def load_bundle(
         raise BundleError(f"bundle {uri}: {exc}") from None
     members, metrics = [], []
     for i, entry in enumerate(manifest["members"]):
-        member_uri = storage.join(uri, entry["file"])
-        try:
-            data = storage.read_bytes(member_uri)
-        except FileNotFoundError:
-            raise BundleError(f"bundle {uri}: member {i} file {entry['file']} is missing") from None
-        if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise BundleError(
-                f"bundle {uri}: member {i} file {entry['file']} is corrupted (SHA-256 differs from bundle.json)"
-            )
-        try:
-            state = _st_load(data)
-        except (SafetensorError, ValueError, RuntimeError) as exc:
-            raise BundleError(f"bundle {uri}: member {i} file {entry['file']} is not readable safetensors ({exc})") from None
+        state = read_member_state(uri, manifest, i)
         model = _load_member(uri, f"member {i} ({entry['file']})", architecture, input_shape,
                              manifest["n_classes"], hparams, state)
         members.append(model.to(map_location).eval())
@@ -388,6 +376,26 @@ def load_bundle(
         provenance=dict(manifest.get("provenance") or {}),
         manifest=manifest,
     )
+
+
+def read_member_state(uri: str, manifest: Mapping[str, Any], member: int) -> dict[str, torch.Tensor]:
+    """The state dict of member ``member`` of the bundle at ``uri`` (CPU tensors), its
+    file checked against the SHA-256 in ``manifest`` (:func:`read_manifest`)."""
+    entry = manifest["members"][member]
+    try:
+        data = storage.read_bytes(storage.join(uri, entry["file"]))
+    except FileNotFoundError:
+        raise BundleError(f"bundle {uri}: member {member} file {entry['file']} is missing") from None
+    if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise BundleError(
+            f"bundle {uri}: member {member} file {entry['file']} is corrupted (SHA-256 differs from bundle.json)"
+        )
+    try:
+        return _st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise BundleError(
+            f"bundle {uri}: member {member} file {entry['file']} is not readable safetensors ({exc})"
+        ) from None
 
 
 def _load_member(
@@ -419,5 +427,6 @@ __all__ = [
     "FORMAT_VERSION",
     "load_bundle",
     "read_manifest",
+    "read_member_state",
     "save_bundle",
 ]

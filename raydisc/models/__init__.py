@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from torch import nn
 
 from ..config import PreprocessConfig
+from .freezing import FREEZE_STRATEGIES, freeze
 from .spectrogram_cnn import SpectrogramCNN
 from .waveform_cnn import WaveformCNN
 
@@ -71,11 +72,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
+    "FREEZE_STRATEGIES",
     "MODELS",
     "SpectrogramCNN",
     "WaveformCNN",
     "build_model",
     "count_parameters",
+    "freeze",
     "input_kind_of",
     "input_shape_of",
     "model_class",

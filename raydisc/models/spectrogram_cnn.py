@@ -27,6 +27,8 @@ class SpectrogramCNN(nn.Module):
     """
 
     input_kind = "spectrogram"
+    #: The convolutional feature extractor (see :mod:`raydisc.models.freezing`).
+    feature_modules = ("features",)
 
     def __init__(
         self,

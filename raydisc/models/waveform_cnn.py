@@ -52,6 +52,8 @@ class WaveformCNN(nn.Module):
     """
 
     input_kind = "waveform"
+    #: The convolutional feature extractor (see :mod:`raydisc.models.freezing`).
+    feature_modules = ("stem", "blocks")
 
     def __init__(
         self,

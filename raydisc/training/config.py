@@ -31,6 +31,14 @@ class TrainConfig(_Config):
         improved for ``patience`` consecutive epochs (``None``: never stop early), and the
         member keeps the weights of its best validation-loss epoch.
 
+    Fine-tuning
+        ``freeze``: which layers stay fixed when members start from a pretrained bundle
+        (:func:`raydisc.training.finetune.finetune_ensemble`): ``"none"``,
+        ``"feature_extractor"`` or ``"all_but_head"`` (see
+        :mod:`raydisc.models.freezing`). Usually with a ``learning_rate`` below
+        pretraining's, so that the pretrained features are adjusted rather than
+        overwritten.
+
     Class imbalance
         ``class_weighting="inverse_frequency"`` (default): the loss is class-weighted
         cross-entropy with weight ``w_c = N / (C * n_c)`` for class ``c``, where ``n_c``
@@ -76,9 +84,10 @@ class TrainConfig(_Config):
     cpus_per_worker: float = 1.0
     max_failures: int = 1
     max_concurrent_members: int | None = None
+    freeze: str = "none"
 
     def __post_init__(self) -> None:
-        from ..models import MODELS, resolve_hparams
+        from ..models import FREEZE_STRATEGIES, MODELS, resolve_hparams
 
         if self.architecture not in MODELS:
             raise ConfigError(f"unknown architecture {self.architecture!r}; known architectures: {sorted(MODELS)}")
@@ -109,6 +118,8 @@ class TrainConfig(_Config):
             raise ConfigError("max_failures must be >= 0")
         if self.max_concurrent_members is not None and self.max_concurrent_members < 1:
             raise ConfigError("max_concurrent_members must be >= 1 or None")
+        if self.freeze not in FREEZE_STRATEGIES:
+            raise ConfigError(f"freeze must be one of {FREEZE_STRATEGIES}, got {self.freeze!r}")
         if self.use_gpu not in (None, True, False):
             raise ConfigError(f"use_gpu must be true, false or null (auto), got {self.use_gpu!r}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -32,17 +33,41 @@ def _files(shards: str, regions: Sequence[str]) -> tuple[object, list[str]]:
     return fs, [pyarrow_filesystem(u)[1] for u in uris]
 
 
-def label_counts(shards: str, regions: Sequence[str]) -> dict[str, np.ndarray]:
+def _event_filter(events: Sequence[str] | None):
+    """Parquet filter expression keeping the recordings of ``events`` (``None``: all)."""
+    return None if events is None else pads.field("event_id").isin(list(events))
+
+
+def label_counts(shards: str, regions: Sequence[str], events: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Recordings per split and class: ``{split: int64 (n_classes,)}`` for every split
-    present, read from the ``label`` and ``split`` columns only."""
+    present, read from the ``label`` and ``split`` columns only; with ``events``, only
+    the recordings of those event ids."""
     fs, paths = _files(shards, regions)
-    table = pq.ParquetDataset(paths, filesystem=fs).read(columns=["label", "split"])
+    table = pq.ParquetDataset(paths, filesystem=fs, filters=_event_filter(events)).read(columns=["label", "split"])
     labels = table.column("label").to_numpy().astype(np.int64)
     splits = np.asarray(table.column("split").to_pylist(), dtype=object)
     return {
         str(s): np.bincount(labels[splits == s], minlength=len(CLASS_NAMES)).astype(np.int64)
         for s in np.unique(splits)
     }
+
+
+def split_events(shards: str, regions: Sequence[str], split: str) -> pd.DataFrame:
+    """The events of one split: a DataFrame with columns ``region``, ``event_id``,
+    ``label`` (class index) and ``n_recordings``, one row per event, sorted by region and
+    event id. Read from four small columns only."""
+    fs, paths = _files(shards, regions)
+    table = pq.ParquetDataset(paths, filesystem=fs, filters=pads.field("split") == split).read(
+        columns=["region", "event_id", "label"])
+    frame = table.to_pandas()
+    if frame.empty:
+        return pd.DataFrame({"region": [], "event_id": [], "label": [], "n_recordings": []})
+    grouped = frame.groupby(["region", "event_id"], sort=True)
+    if (grouped["label"].nunique() > 1).any():
+        raise ShardError(f"{shards}: recordings of one event carry different labels")
+    events = grouped["label"].first().reset_index()
+    events["n_recordings"] = grouped.size().to_numpy()
+    return events
 
 
 def class_weights(counts: Sequence[int]) -> np.ndarray:
@@ -63,11 +88,13 @@ def read_split(
     *,
     shuffle_seed: int | None = None,
     override_num_blocks: int | None = None,
+    events: Sequence[str] | None = None,
 ):
-    """Lazy Ray Data dataset of the ``columns`` of the ``split`` recordings of ``regions``.
+    """Lazy Ray Data dataset of the ``columns`` of the ``split`` recordings of ``regions``
+    (with ``events``: only of those event ids, e.g. a fraction of the training events).
 
-    The filter on ``split`` is pushed into the Parquet scan (row groups of other splits
-    are skipped), and only ``columns`` are read; by default each shard file becomes one
+    The filters on ``split`` and ``events`` are pushed into the Parquet scan (row groups
+    of other splits are skipped), and only ``columns`` are read; by default each shard file becomes one
     read task (``override_num_blocks``). With ``shuffle_seed`` the order of the shard
     files is permuted anew at every execution (every epoch), from a generator seeded
     once. ``ShardError`` if a region has no shards.
@@ -78,11 +105,14 @@ def read_split(
     if split not in SPLITS:
         raise ShardError(f"unknown split {split!r}; expected one of {SPLITS}")
     fs, paths = _files(shards, regions)
+    keep = pads.field("split") == split
+    if events is not None:
+        keep = keep & _event_filter(events)
     return ray.data.read_parquet(
         paths,
         filesystem=fs,
         columns=list(columns),
-        filter=pads.field("split") == split,
+        filter=keep,
         shuffle=FileShuffleConfig(seed=shuffle_seed) if shuffle_seed is not None else None,
         # One read task per shard file: Ray's default would cut these few files into
         # blocks of a handful of rows, and per-block overhead would dominate.
@@ -117,8 +147,10 @@ class _Decode:
 
 
 def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str, *,
-                     shuffle_seed: int | None = None, batch_size: int | None = None):
-    """Lazy dataset of decoded model inputs of one split, rows ``{"x", "y"}``.
+                     shuffle_seed: int | None = None, batch_size: int | None = None,
+                     events: Sequence[str] | None = None):
+    """Lazy dataset of decoded model inputs of one split (with ``events``: of those
+    event ids only), rows ``{"x", "y"}``.
 
     ``x``: float32 ``(*shape)`` of the ``kind`` column (``"spectrogram"`` or
     ``"waveform"``), ``y``: int64 class index. Decoding runs in Ray Data tasks (fused with
@@ -133,10 +165,11 @@ def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str,
     across files on top of this.
     """
     shape = getattr(read_dataset_info(shards).preprocess, f"{kind}_shape")
-    return read_split(shards, regions, split, ["label", kind, f"{kind}_shape"], shuffle_seed=shuffle_seed).map_batches(
+    return read_split(shards, regions, split, ["label", kind, f"{kind}_shape"], shuffle_seed=shuffle_seed,
+                      events=events).map_batches(
         _Decode(kind, shape, permute=shuffle_seed is not None), batch_format="pyarrow", batch_size=batch_size,
         zero_copy_batch=True,
     )
 
 
-__all__ = ["SPLITS", "class_weights", "label_counts", "read_split", "training_dataset"]
+__all__ = ["SPLITS", "class_weights", "label_counts", "read_split", "split_events", "training_dataset"]

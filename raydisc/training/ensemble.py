@@ -129,17 +129,44 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[b
     return use_gpu, concurrent
 
 
-def _check_splits(shards: str, regions: Sequence[str]) -> np.ndarray:
-    """Training class counts ``(n_classes,)``; ShardError for an empty train or
-    validation split."""
+def _check_splits(shards: str, regions: Sequence[str], train_events: Sequence[str] | None = None) -> np.ndarray:
+    """Training class counts ``(n_classes,)`` (of ``train_events`` only, if given);
+    ShardError for an empty train or validation split."""
     counts = label_counts(shards, regions)
+    if train_events is not None:
+        counts["train"] = label_counts(shards, regions, events=train_events).get(
+            "train", np.zeros(len(CLASS_NAMES), np.int64))
     for split in ("train", "validation"):
         if split not in counts or counts[split].sum() == 0:
+            chosen = f" among the {len(train_events)} chosen events" if split == "train" and train_events is not None else ""
             raise ShardError(
-                f"{shards}: region(s) {', '.join(regions)} have no recordings in the {split!r} split "
+                f"{shards}: region(s) {', '.join(regions)} have no recordings in the {split!r} split{chosen} "
                 f"(per split: {({k: int(v.sum()) for k, v in counts.items()})})"
             )
     return counts["train"]
+
+
+def _check_init_bundle(init_bundle: str, init_members: Sequence[int], train_config: TrainConfig, preprocess) -> dict:
+    """The manifest of the bundle fine-tuning starts from, after checking that it fits:
+    same architecture and hyper-parameters as ``train_config``, the shards' preprocessing,
+    intact member files. ``BundleError`` / ``ConfigError`` otherwise."""
+    from ..ensemble.bundle import BundleError, load_bundle
+    from ..models import resolve_hparams
+
+    bundle = load_bundle(init_bundle, expected_preprocess=preprocess)  # checks files and preprocessing
+    if bundle.architecture != train_config.architecture:
+        raise BundleError(f"bundle {init_bundle}: holds {bundle.architecture} members, but the training config "
+                          f"asks for {train_config.architecture}")
+    wanted = resolve_hparams(train_config.architecture, **train_config.hparams)
+    if wanted != bundle.hparams:
+        raise ConfigError(f"hparams {wanted} differ from those of bundle {init_bundle} ({bundle.hparams}); "
+                          "fine-tuning keeps the pretrained architecture")
+    if len(init_members) != train_config.members:
+        raise ConfigError(f"{train_config.members} member(s) to train but {len(init_members)} initial member(s) given")
+    bad = [m for m in init_members if not 0 <= m < len(bundle.members)]
+    if bad:
+        raise ConfigError(f"bundle {init_bundle} has {len(bundle.members)} members; no member(s) {bad}")
+    return bundle.manifest
 
 
 def train_ensemble(
@@ -149,6 +176,9 @@ def train_ensemble(
     run_dir: str,
     *,
     progress: Callable[[str], None] | None = print,
+    init_bundle: str | None = None,
+    init_members: Sequence[int] | None = None,
+    train_events: Sequence[str] | None = None,
     _failure: dict[str, Any] | None = None,
 ) -> str:
     """Train ``train_config.members`` members on the ``train`` split of ``regions`` and
@@ -160,6 +190,13 @@ def train_ensemble(
     ``train_config.seed_of(i)``. Each member's best-validation-loss weights go into the
     bundle; the bundle's best member is the one with the lowest validation loss.
     ``progress`` receives one line per member and epoch (``None``: silent).
+
+    Fine-tuning: with ``init_bundle``, member ``i`` starts from the weights of member
+    ``init_members[i]`` (default: member ``i``) of that bundle, which must have the
+    architecture, hyper-parameters and preprocessing of this run; the layers named by
+    ``train_config.freeze`` stay fixed. ``train_events``: train on the recordings of
+    these event ids only (validation uses the whole validation split). The bundle
+    fine-tuning starts from is only read.
 
     Raises ``ConfigError`` (bad configuration), ``ShardError`` (no shards for a region,
     empty train or validation split), ``TrainingError`` (a member failed after
@@ -182,7 +219,11 @@ def train_ensemble(
     info = read_dataset_info(shards)
     kind = input_kind_of(train_config.architecture)
     input_shape = input_shape_of(train_config.architecture, info.preprocess)
-    train_counts = _check_splits(shards, regions)
+    train_counts = _check_splits(shards, regions, train_events)
+    if init_bundle is not None:
+        init_bundle = storage.absolute(init_bundle)
+        init_members = list(range(train_config.members)) if init_members is None else [int(m) for m in init_members]
+        init_manifest = _check_init_bundle(init_bundle, init_members, train_config, info.preprocess)
     weights = (class_weights(train_counts) if train_config.class_weighting == "inverse_frequency"
                else np.ones(len(CLASS_NAMES), np.float32))
     bundle_uri = storage.join(run_dir, BUNDLE_DIR)
@@ -193,7 +234,9 @@ def train_ensemble(
         raise RuntimeError("train_ensemble needs a running Ray cluster: call ray.init() (or raydisc.runtime.init_ray)")
     use_gpu, concurrent = resolve_resources(train_config, ray.cluster_resources())
     say = progress or (lambda line: None)
-    say(f"training {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
+    start = (f"fine-tuning from {init_bundle} (freeze: {train_config.freeze})" if init_bundle
+             else "training from scratch")
+    say(f"{start}: {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
         f"{int(train_counts.sum())} training recordings "
         f"({', '.join(f'{n} {c}' for c, n in zip(CLASS_NAMES, train_counts))}), class weights "
         f"{[round(float(w), 3) for w in weights]}; {concurrent} member(s) at a time, "
@@ -203,7 +246,11 @@ def train_ensemble(
         "regions": regions, "shards": shards, "train_config": train_config.to_dict(),
         "train_class_counts": dict(zip(CLASS_NAMES, train_counts.tolist())),
         "class_weights": dict(zip(CLASS_NAMES, weights.tolist())), "run_dir": run_dir,
+        "train_events": None if train_events is None else sorted(map(str, train_events)),
     }
+    if init_bundle is not None:
+        provenance["init_bundle"] = {"uri": init_bundle, "bundle_id": init_manifest["bundle_id"],
+                                     "members": init_members, "regions": init_manifest["provenance"].get("regions")}
     storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
                                json.dumps(provenance, indent=2, sort_keys=True).encode())
 
@@ -212,7 +259,8 @@ def train_ensemble(
     lock = threading.Lock()
 
     def datasets(member: int):
-        return {"train": training_dataset(shards, regions, "train", kind, shuffle_seed=train_config.seed_of(member)),
+        return {"train": training_dataset(shards, regions, "train", kind, shuffle_seed=train_config.seed_of(member),
+                                          events=train_events),
                 "validation": training_dataset(shards, regions, "validation", kind)}
 
     # Built here, in the calling thread, before any member starts. A dataset keeps the
@@ -245,6 +293,7 @@ def train_ensemble(
             train_loop_config={
                 "train_config": train_config.to_dict(), "member": member, "input_shape": list(input_shape),
                 "class_weights": weights.tolist(), "torch_threads": max(1, int(train_config.cpus_per_worker)),
+                **({"init_bundle": init_bundle, "init_member": init_members[member]} if init_bundle else {}),
                 **(_failure or {}),
             },
             scaling_config=ray.train.ScalingConfig(

@@ -117,7 +117,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     * ``member``: member index (its seed is ``train_config.seed_of(member)``);
     * ``input_shape``: per-recording model input shape, e.g. ``[3, 41, 89]``;
     * ``class_weights``: ``(n_classes,)`` cross-entropy weights (all 1 for no weighting);
-    * ``torch_threads``: intra-op threads of this worker.
+    * ``torch_threads``: intra-op threads of this worker;
+    * ``init_bundle`` / ``init_member`` (optional, fine-tuning): start from the weights
+      of member ``init_member`` of the bundle at ``init_bundle`` instead of a random
+      initialisation, with the layers of ``train_config.freeze`` frozen
+      (:mod:`raydisc.models.freezing`).
 
     Datasets: ``"train"`` (split across workers when there are several) and
     ``"validation"`` (read whole by every worker, so each computes the same exact
@@ -139,7 +143,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import torch.nn.functional as F
 
     from ..labels import CLASS_NAMES
-    from ..models import build_model
+    from ..models import build_model, freeze
+    from ..models.freezing import keep_frozen_in_eval
     from .config import TrainConfig
 
     # Progress bars and INFO lines of the per-epoch dataset executions of every member
@@ -174,13 +179,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model.load_state_dict(saved.pop("model"))
         optimizer_state = saved.pop("optimizer")
         state.update(saved)
+    elif config.get("init_bundle"):
+        from ..ensemble.bundle import read_manifest, read_member_state
+
+        uri = config["init_bundle"]
+        model.load_state_dict(read_member_state(uri, read_manifest(uri), int(config["init_member"])))
     resumed_from = int(state["epoch"])
+    frozen = freeze(model, cfg.freeze)
 
     # Load weights before prepare_model (which moves to the device and wraps in DDP), and
     # create the optimizer after it, so its state lands on the parameters' device.
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                  weight_decay=cfg.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     weights = torch.as_tensor(config["class_weights"], dtype=torch.float32, device=device)
@@ -218,6 +230,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         _maybe_fail(config, epoch, rank)
         started = time.perf_counter()
         model.train()
+        keep_frozen_in_eval(frozen)
         loss_num = torch.zeros((), device=device)
         loss_den = torch.zeros((), device=device)
         n_train = 0
