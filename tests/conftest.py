@@ -77,3 +77,18 @@ def tiny_archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("archive")
     generate_archive(str(root), events_per_region=TINY_EVENTS, seed=7)
     return str(root)
+
+
+TINY_SHARD_REGIONS = ["alpine", "basin"]
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(ray_cluster, tiny_archive, tmp_path_factory):
+    """Shards of the tiny archive's alpine and basin regions (5 events per shard file),
+    shared by the training, fine-tuning and experiment tests."""
+    from raydisc.config import PipelineConfig
+    from raydisc.data.pipeline import run_preprocessing
+
+    out = str(tmp_path_factory.mktemp("tiny-shards"))
+    run_preprocessing(tiny_archive, out, TINY_SHARD_REGIONS, pipeline_config=PipelineConfig(events_per_shard=5))
+    return out

@@ -17,8 +17,7 @@ import pytest
 
 from raydisc import storage
 from raydisc.cli import main
-from raydisc.config import ConfigError, PipelineConfig
-from raydisc.data.pipeline import run_preprocessing
+from raydisc.config import ConfigError
 from raydisc.data.shards import DATASET_FILE, ShardError, read_dataset_info, shard_files
 from raydisc.ensemble import load_bundle
 from raydisc.labels import CLASS_NAMES
@@ -35,10 +34,8 @@ FAST = dict(batch_size=32, cpus_per_worker=0.5, shuffle_buffer_size=64)
 
 
 @pytest.fixture(scope="module")
-def shards(ray_cluster, tiny_archive, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("train-shards"))
-    run_preprocessing(tiny_archive, out, REGIONS, pipeline_config=PipelineConfig(events_per_shard=5))
-    return out
+def shards(tiny_shards):
+    return tiny_shards
 
 
 @pytest.fixture(scope="module")
