@@ -234,7 +234,7 @@ def test_finetune_job_through_ray_job_submit(tiny_shards, pretrained, tmp_path):
                 env=env, capture_output=True, text=True, timeout=420, cwd=REPO)
             # The dashboard answers before the node's job agent is up; a fresh cluster
             # refuses submissions for a few seconds.
-            if "No available agent" not in job.stderr:
+            if "No available agent" not in job.stdout + job.stderr:
                 break
             time.sleep(2)
     finally:

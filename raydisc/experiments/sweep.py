@@ -36,7 +36,8 @@ ensemble.
 
 Resources. The trial itself only coordinates (its training worker is a Ray Train actor
 in a placement group of its own, its evaluation runs in Ray Data tasks and actors), so it
-asks Tune for a token CPU share (:data:`TRIAL_CPU`; Tune refuses a request of zero). A
+asks Tune for no CPU, only a token of memory (:data:`TRIAL_RESOURCES`; Tune refuses an
+empty request, and any CPU share would break the CPU arithmetic below). A
 trial needs, at its peak, its training worker (``cpus_per_trial`` CPUs,
 ``gpus_per_trial`` GPUs) plus one CPU for Ray Data's read tasks, or two CPUs while it
 evaluates (a read task and a predictor actor). ``max_concurrent_trials=None`` runs as
@@ -94,8 +95,10 @@ FAILURE_COLUMNS = ("fraction", "seed", "mode", "strategy", "learning_rate", "tri
 SCRATCH_STRATEGY = "none"
 DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 EVAL_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "n")
-#: CPU share a trial's own (coordinating) actor asks Tune for; Tune refuses 0.
-TRIAL_CPU = 0.01
+#: What a trial's own (coordinating) actor asks Tune for: no CPU — even a small share
+#: would leave less than the one whole CPU a Ray Data read task needs on a 2-CPU
+#: machine (a deadlock) — but Tune refuses an empty request, hence a little memory.
+TRIAL_RESOURCES = {"cpu": 0, "memory": 64 * 1024**2}
 EXPERIMENT_NAME = "sweep"
 TUNE_DIR = "tune"
 TRIALS_DIR = "trials"
@@ -188,7 +191,7 @@ class SweepConfig(_Config):
     """
 
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1)
     modes: tuple[str, ...] = MODES
     strategies: tuple[str, ...] = ("none",)
     learning_rates: tuple[float, ...] | None = None
@@ -397,8 +400,11 @@ def _local_or_buffer(uri: str):
 
 def sweep_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     """The Tune function trainable: ``config["trial"]`` holds the trial's parameters."""
+    import ray.data
     from ray import tune
 
+    # This process is the trial's own: its Ray Data runs (evaluation) draw no bars.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     tune.report(_run_trial(dict(config["trial"]), context))
 
 
@@ -483,24 +489,25 @@ def format_curve(table: pd.DataFrame, split: str = "test") -> str:
     rows = table[(table["split"] == split) & (table["metric"] == "accuracy")]
     if rows.empty:
         return f"no {split} accuracy in the table"
-    rows = rows.assign(curve=rows["mode"] + np.where(rows["mode"] == "finetuned", "/" + rows["strategy"], "")
-                       + np.where(rows["learning_rate"].duplicated(keep=False) & (rows.groupby("mode")["learning_rate"]
-                                                                                .transform("nunique") > 1),
-                                  "/lr" + rows["learning_rate"].map(lambda v: f"{v:g}"), ""))
+    several_rates = rows.groupby("mode")["learning_rate"].transform("nunique") > 1
+    curve = rows["mode"] + np.where(rows["mode"] == "finetuned", "/" + rows["strategy"], "")
+    curve = curve + np.where(several_rates, "/lr" + rows["learning_rate"].map(lambda v: f"{v:g}"), "")
+    rows = rows.assign(curve=curve)
     stats = rows.groupby(["fraction", "curve", "level"])["value"].agg(["mean", "std", "count"])
     curves = sorted(rows["curve"].unique(), key=lambda c: (not c.startswith("finetuned"), c))
     columns = [(c, lv) for c in curves for lv in LEVELS]
-    head = [f"{'fraction':>8}"] + [f"{f'{c} {lv}':>28}" for c, lv in columns]
+    width = max(20, *(len(f"{c} {lv}") for c, lv in columns))
+    head = [f"{'fraction':>8}"] + [f"{f'{c} {lv}':>{width}}" for c, lv in columns]
     lines = [f"{split} accuracy (%), mean ± std over seeds", "  ".join(head)]
     for fraction in sorted(rows["fraction"].unique()):
         cells = [f"{fraction:>8g}"]
         for c, lv in columns:
             if (fraction, c, lv) not in stats.index:
-                cells.append(f"{'-':>28}")
+                cells.append(f"{'-':>{width}}")
                 continue
             mean, std, count = stats.loc[(fraction, c, lv)]
             text = f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if count > 1 else "") + f" (n={int(count)})"
-            cells.append(f"{text:>28}")
+            cells.append(f"{text:>{width}}")
         lines.append("  ".join(cells))
     return "\n".join(lines)
 
@@ -541,7 +548,7 @@ def plot_learning_curve(table: pd.DataFrame, uri: str, split: str = "test") -> s
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel(f"{split} accuracy")
     n_seeds = rows["seed"].nunique()
-    axes[0].legend(loc="lower right", fontsize="small",
+    axes[0].legend(loc="best", fontsize="small",
                    title=f"mean, band: min–max over {n_seeds} seed(s)", title_fontsize="small")
     fig.suptitle(f"Learning curve: {split} accuracy vs amount of target data")
     return _write_png(fig, uri)
@@ -573,7 +580,10 @@ def run_sweep(
     from ..ensemble.bundle import read_manifest
 
     config = config or SweepConfig()
-    say = progress or (lambda line: None)
+    if progress is print:  # flushed, so that `ray job logs` and redirected output show lines as they come
+        say: Callable[[str], None] = lambda line: print(line, flush=True)
+    else:
+        say = progress or (lambda line: None)
     if not ray.is_initialized():
         raise RuntimeError("run_sweep needs a running Ray cluster: call ray.init() (or raydisc.runtime.init_ray)")
     bundle, shards = storage.absolute(bundle), storage.absolute(shards)
@@ -598,7 +608,7 @@ def run_sweep(
 
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, context={**context, "out_dir": out_dir, "fail": list(_fail_trials or [])}),
-        {"cpu": TRIAL_CPU},
+        TRIAL_RESOURCES,
     )
     concurrent = auto_concurrency(config, ray.cluster_resources())
     combos = config.trials()
@@ -630,7 +640,7 @@ def run_sweep(
 
     finished, failures = [], []
     for result in grid:
-        params = dict(result.config["trial"])
+        params = _result_params(result)
         if result.error is not None:
             text = str(result.error)
             failures.append({**params, "trial": trial_name(params), "error": _last_line(text), "traceback": text})
@@ -651,6 +661,16 @@ def run_sweep(
         say(format_curve(table))
     say(f"results: {storage.join(out_dir, RESULTS_PARQUET)}" + (f", plot: {plot}" if plot else ""))
     return table
+
+
+def _result_params(result) -> dict[str, Any]:
+    """The trial parameters of a Tune result. ``result.config`` comes from the reported
+    metrics, so a trial that failed before reporting (and was restored) has none; Tune's
+    ``params.json`` in the trial folder has them."""
+    if result.config and "trial" in result.config:
+        return dict(result.config["trial"])
+    with result.filesystem.open_input_stream(f"{result.path}/params.json") as f:
+        return dict(json.loads(f.read())["trial"])
 
 
 def read_failures(out_dir: str) -> pd.DataFrame:
