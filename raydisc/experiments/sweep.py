@@ -80,7 +80,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from ray.tune import Callback
 
 from .. import storage
 from ..config import ConfigError, _Config
@@ -420,30 +419,47 @@ class _Sink:
 _SINKS: dict[str, _Sink] = {}
 
 
-class _SweepProgress(Callback):
-    """Tune callback in the driver: one line when a trial starts, finishes or fails.
-    Module level, holding a token, so that it pickles with the run config."""
+def _define_progress_callback() -> type:
+    """The Tune callback class (driver side): one line when a trial starts, finishes or
+    fails. Created on first use so that importing this module (``raydisc --help``) does
+    not import Ray Tune; it is module attribute ``_SweepProgress`` (see ``__getattr__``),
+    so it pickles by reference with the run config and holds only a token."""
+    if "_SweepProgress" in globals():
+        return globals()["_SweepProgress"]
+    from ray.tune import Callback
 
-    def __init__(self, token: str) -> None:
-        self.token = token
+    class _SweepProgress(Callback):
+        def __init__(self, token: str) -> None:
+            self.token = token
 
-    def _say(self, text: str) -> None:
-        sink = _SINKS.get(self.token)
-        if sink:
-            sink.on_line(text)
+        def _say(self, text: str) -> None:
+            sink = _SINKS.get(self.token)
+            if sink:
+                sink.on_line(text)
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._say(f"started  {trial_name(trial.config['trial'])}")
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._say(f"started  {trial_name(trial.config['trial'])}")
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        r = trial.last_result or {}
-        if "test.station.accuracy" in r:
-            self._say(f"finished {trial_name(trial.config['trial'])}: {r['train.event.n_train_events']} events, "
-                      f"test accuracy station {r['test.station.accuracy']:.3f} event {r['test.event.accuracy']:.3f} "
-                      f"({r.get('train.run.trial_seconds', float('nan')):.0f}s)")
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            if "test.station.accuracy" in r:
+                self._say(f"finished {trial_name(trial.config['trial'])}: {r['train.event.n_train_events']} events, "
+                          f"test accuracy station {r['test.station.accuracy']:.3f} event "
+                          f"{r['test.event.accuracy']:.3f} ({r.get('train.run.trial_seconds', float('nan')):.0f}s)")
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._say(f"FAILED   {trial_name(trial.config['trial'])}: {_short_error(trial)}")
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._say(f"FAILED   {trial_name(trial.config['trial'])}: {_short_error(trial)}")
+
+    _SweepProgress.__module__ = __name__
+    _SweepProgress.__qualname__ = "_SweepProgress"
+    globals()["_SweepProgress"] = _SweepProgress
+    return _SweepProgress
+
+
+def __getattr__(name: str):
+    if name == "_SweepProgress":
+        return _define_progress_callback()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _short_error(trial) -> str:
@@ -631,7 +647,7 @@ def run_sweep(
                 run_config=tune.RunConfig(
                     name=EXPERIMENT_NAME, storage_path=tune_path, storage_filesystem=tune_fs,
                     failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                    callbacks=[_SweepProgress(token)], verbose=0,
+                    callbacks=[__getattr__("_SweepProgress")(token)], verbose=0,
                 ),
             )
         grid = tuner.fit()
