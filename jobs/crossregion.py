@@ -30,6 +30,7 @@ parser.add_argument("--architectures", help="comma-separated (default: spectrogr
 parser.add_argument("--targets", help="comma-separated target regions (default: all three)")
 parser.add_argument("--freeze", choices=FREEZE_STRATEGIES, help="fine-tuning strategy (default: feature_extractor)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default: %(default)s)")
+parser.add_argument("--prepare-only", action="store_true", help="generate and preprocess the synthetic data, then stop")
 parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
 args = parser.parse_args()
 
@@ -43,5 +44,7 @@ config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else 
 init_ray(args.address)
 
 shards = args.shards or prepare_synthetic_shards(args.work_dir, scale.events_per_region, seed=args.seed)
+if args.prepare_only:
+    raise SystemExit(0)
 run_crossregion(shards, args.run_dir, config)
 print(f"report: {write_report(args.run_dir)}")

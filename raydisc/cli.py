@@ -8,6 +8,7 @@ Each subcommand is one step of the workflow::
     raydisc train SHARDS RUN_DIR     train a CNN ensemble on Ray Train -> RUN_DIR/bundle
     raydisc finetune BUNDLE SHARDS RUN_DIR --target REGION   fine-tune it on another region
     raydisc evaluate BUNDLE SHARDS   station- and event-level accuracy, best member vs ensemble
+    raydisc sweep BUNDLE SHARDS --target REGION --out-dir DIR   accuracy vs amount of fine-tuning data (Ray Tune)
     raydisc report RUN_DIR           Markdown report of a cross-region experiment (jobs/crossregion.py)
     raydisc serve BUNDLE             HTTP endpoint (Ray Serve)
     raydisc reprocess BUNDLE OUT     classify whole archives (Ray Data)
@@ -334,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "writes tables (CSV/Parquet) and figures (PNG).")
     add_evaluate_arguments(p)
     p.set_defaults(func=run_evaluate)
+
+    from .experiments.sweep import add_sweep_arguments, run_sweep_command
+
+    p = sub.add_parser("sweep", help="Ray Tune sweep over the fraction of target data given to fine-tuning",
+                       description="Fine-tune a pretrained bundle's best member on nested, class-stratified "
+                                   "fractions of the target region's training events (and train from scratch on "
+                                   "the same events), several seeds each, as Ray Tune trials; writes a tidy "
+                                   "results table, failed trials and the learning curve. Re-running resumes.")
+    add_sweep_arguments(p)
+    p.set_defaults(func=run_sweep_command)
 
     p = sub.add_parser("report", help="Markdown report of a cross-region experiment, from its stored tables",
                        description="Rebuild the report of a leave-one-region-out experiment (jobs/crossregion.py) "

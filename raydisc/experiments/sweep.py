@@ -73,7 +73,6 @@ import dataclasses
 import json
 import math
 import time
-import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
