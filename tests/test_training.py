@@ -93,6 +93,10 @@ def test_resources_leave_a_cpu_for_ray_data_and_use_gpus_when_present():
     # Auto GPU: one member per GPU.
     assert resolve_resources(config, {"CPU": 16.0, "GPU": 4.0}) == (True, 4)
     assert resolve_resources(config.replace(use_gpu=False), {"CPU": 16.0, "GPU": 4.0}) == (False, 10)
+    # Fractional GPUs: small members share a GPU.
+    assert resolve_resources(config.replace(gpus_per_worker=0.25), {"CPU": 16.0, "GPU": 1.0}) == (True, 4)
+    with pytest.raises(ConfigError, match="gpus_per_worker"):
+        config.replace(gpus_per_worker=1.5)
     with pytest.raises(ConfigError, match="GPU"):
         resolve_resources(config.replace(use_gpu=True), {"CPU": 16.0})
 

@@ -184,7 +184,7 @@ class SweepConfig(_Config):
 
     Resources
         ``cpus_per_trial`` / ``gpus_per_trial``: what the trial's training worker holds
-        (fractions allowed; a fractional GPU needs ``TrainConfig.gpus_per_worker``).
+        (fractions allowed: several trials share a GPU).
         ``max_concurrent_trials``: ``None`` = :func:`auto_concurrency`.
     """
 
@@ -246,9 +246,6 @@ class SweepConfig(_Config):
         clash = sorted(owned & set(self.train_options))
         if clash:
             raise ConfigError(f"train_options may not set {clash}: the sweep sets them (use its own fields)")
-        if self.gpus_per_trial and self.gpus_per_trial != int(self.gpus_per_trial) and not _has_gpu_fraction():
-            raise ConfigError("a fractional gpus_per_trial needs TrainConfig.gpus_per_worker, which this version "
-                              "of raydisc lacks; use 0 or a whole number")
         # Every trial's TrainConfig must be valid before any trial starts.
         from ..training.config import TrainConfig
 
@@ -260,7 +257,7 @@ class SweepConfig(_Config):
     def _resource_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"cpus_per_worker": float(self.cpus_per_trial), "use_gpu": self.gpus_per_trial > 0,
                                   "workers_per_member": 1}
-        if self.gpus_per_trial > 0 and _has_gpu_fraction():
+        if self.gpus_per_trial > 0:
             fields["gpus_per_worker"] = float(self.gpus_per_trial)
         return fields
 
@@ -278,12 +275,6 @@ class SweepConfig(_Config):
                             out.append({"fraction": fraction, "seed": seed, "mode": mode, "strategy": strategy,
                                         "learning_rate": rate})
         return out
-
-
-def _has_gpu_fraction() -> bool:
-    from ..training.config import TrainConfig
-
-    return any(f.name == "gpus_per_worker" for f in dataclasses.fields(TrainConfig))
 
 
 def auto_concurrency(config: SweepConfig, cluster: dict[str, float]) -> int:

@@ -60,7 +60,8 @@ class TrainConfig(_Config):
     Resources
         Each member is one Ray Train run with ``workers_per_member`` workers
         (DistributedDataParallel when > 1), each holding ``cpus_per_worker`` CPUs and,
-        with ``use_gpu``, one GPU (``None``: use GPUs when the cluster has any). Members
+        with ``use_gpu``, ``gpus_per_worker`` GPUs (``None``: use GPUs when the cluster has
+        any; a fraction below 1 lets several small members share one GPU). Members
         run concurrently, at most ``max_concurrent_members`` at a time (``None``: as many
         as the cluster's CPUs/GPUs allow while one CPU stays free for Ray Data). A member
         whose worker dies is restarted up to ``max_failures`` times from its last
@@ -82,6 +83,7 @@ class TrainConfig(_Config):
     workers_per_member: int = 1
     use_gpu: bool | None = None
     cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 1.0
     max_failures: int = 1
     max_concurrent_members: int | None = None
     freeze: str = "none"
@@ -114,6 +116,9 @@ class TrainConfig(_Config):
             raise ConfigError("shuffle_buffer_size must be >= 0")
         if not self.cpus_per_worker > 0:
             raise ConfigError(f"cpus_per_worker must be positive, got {self.cpus_per_worker}")
+        g = self.gpus_per_worker
+        if not (0 < g <= 1 or (g > 1 and g == int(g))):
+            raise ConfigError(f"gpus_per_worker must be a fraction in (0, 1] or a whole number, got {self.gpus_per_worker}")
         if self.max_failures < 0:
             raise ConfigError("max_failures must be >= 0")
         if self.max_concurrent_members is not None and self.max_concurrent_members < 1:

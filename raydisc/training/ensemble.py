@@ -117,14 +117,15 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[b
     """
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     use_gpu = gpus > 0 if config.use_gpu is None else config.use_gpu
-    if use_gpu and gpus < config.workers_per_member:
-        raise ConfigError(f"use_gpu needs {config.workers_per_member} GPU(s) per member; the cluster has {gpus:g}")
+    gpus_per_member = config.workers_per_member * config.gpus_per_worker
+    if use_gpu and gpus < gpus_per_member - 1e-9:
+        raise ConfigError(f"use_gpu needs {gpus_per_member:g} GPU(s) per member; the cluster has {gpus:g}")
     per_member = config.workers_per_member * config.cpus_per_worker
     if per_member > max(cpus - 1, 0) + 1e-9:
         log.warning("a member needs %.3g CPUs and the cluster has %.3g: Ray Data may have no CPU left; "
                     "lower cpus_per_worker or workers_per_member", per_member, cpus)
     by_cpu = max(1, int((cpus - 1 + 1e-9) // per_member)) if per_member > 0 else config.members
-    by_gpu = max(1, int(gpus // config.workers_per_member)) if use_gpu else config.members
+    by_gpu = max(1, int((gpus + 1e-9) // gpus_per_member)) if use_gpu else config.members
     concurrent = min(by_cpu, by_gpu, config.members, config.max_concurrent_members or config.members)
     return use_gpu, concurrent
 
@@ -298,7 +299,7 @@ def train_ensemble(
             },
             scaling_config=ray.train.ScalingConfig(
                 num_workers=train_config.workers_per_member, use_gpu=use_gpu,
-                resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+                resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": train_config.gpus_per_worker} if use_gpu else {})},
                 # The trainer actor only coordinates; by default it would hold a whole CPU
                 # that Ray Data's read tasks need (on a 2-CPU machine: a deadlock).
                 trainer_resources={"CPU": 0},
