@@ -110,6 +110,10 @@ def run_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", help="shard folder or URI")
+
+
 def run_summary(args: argparse.Namespace) -> int:
     from .data.pipeline import format_summary
     from .data.shards import read_dataset_info, summarize
@@ -276,11 +280,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="experiment folder or URI")
+    parser.add_argument("--out", help="report file (default: RUN_DIR/report.md; figures in a folder beside it)")
+
+
 def run_report(args: argparse.Namespace) -> int:
     from .experiments.report import write_report
 
     print(write_report(args.run_dir, args.out))
     return 0
+
+
+def _command(sub, add_arguments, run, name: str, **texts: str) -> None:
+    """One subcommand: its parser (``help``, ``description``), arguments and function."""
+    parser = sub.add_parser(name, **texts)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,84 +309,73 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("generate", help="write the built-in synthetic multi-region archive",
-                       description="Write synthetic regions as real miniSEED waveforms (counts), a QuakeML "
-                                   "catalog and a StationXML inventory with responses per region.")
-    add_generate_arguments(p)
-    p.set_defaults(func=run_generate)
+    _command(sub, add_generate_arguments, run_generate, "generate",
+             help="write the built-in synthetic multi-region archive",
+             description="Write synthetic regions as real miniSEED waveforms (counts), a QuakeML "
+                         "catalog and a StationXML inventory with responses per region.")
 
-    p = sub.add_parser("preprocess", help="turn an archive into Parquet shards (Ray Data)",
-                       description="Read catalog + inventory + miniSEED with ObsPy, cut each station's 3-component "
-                                   "window, remove the sensitivity, band-pass, resample, and write spectrograms and "
-                                   "normalised waveforms into Parquet shards per region, with an event-wise "
-                                   "train/validation/test split. Unusable recordings go to a rejects table with "
-                                   "the reason. Re-running skips complete shards.")
-    add_preprocess_arguments(p)
-    p.set_defaults(func=run_preprocess)
+    _command(sub, add_preprocess_arguments, run_preprocess, "preprocess",
+             help="turn an archive into Parquet shards (Ray Data)",
+             description="Read catalog + inventory + miniSEED with ObsPy, cut each station's 3-component "
+                         "window, remove the sensitivity, band-pass, resample, and write spectrograms and "
+                         "normalised waveforms into Parquet shards per region, with an event-wise "
+                         "train/validation/test split. Unusable recordings go to a rejects table with "
+                         "the reason. Re-running skips complete shards.")
 
-    p = sub.add_parser("summary", help="counts per region/split/class and rejects of a shard folder")
-    p.add_argument("shards", help="shard folder or URI")
-    p.set_defaults(func=run_summary)
+    _command(sub, add_summary_arguments, run_summary, "summary",
+             help="counts per region/split/class and rejects of a shard folder")
 
-    p = sub.add_parser("train", help="train a CNN ensemble on Ray Train",
-                       description="Train an ensemble of one architecture on the train split of the given regions: "
-                                   "members with different seeds run as concurrent Ray Train runs, stream their "
-                                   "batches from the shards through Ray Data, checkpoint every epoch (restarts "
-                                   "resume), stop early on validation loss, and end in an ensemble bundle "
-                                   "RUN_DIR/bundle.")
-    add_train_arguments(p)
-    p.set_defaults(func=run_train)
+    _command(sub, add_train_arguments, run_train, "train",
+             help="train a CNN ensemble on Ray Train",
+             description="Train an ensemble of one architecture on the train split of the given regions: "
+                         "members with different seeds run as concurrent Ray Train runs, stream their "
+                         "batches from the shards through Ray Data, checkpoint every epoch (restarts "
+                         "resume), stop early on validation loss, and end in an ensemble bundle "
+                         "RUN_DIR/bundle.")
 
-    p = sub.add_parser("finetune", help="fine-tune a pretrained ensemble on a target region (Ray Train)",
-                       description="Fine-tune every member of a pretrained bundle on the train split of the "
-                                   "target region, concurrently on Ray Train, with the chosen layers frozen and "
-                                   "early stopping on the target's validation split; writes a new bundle "
-                                   "RUN_DIR/bundle (the pretrained bundle is only read).")
-    add_finetune_arguments(p)
-    p.set_defaults(func=run_finetune)
+    _command(sub, add_finetune_arguments, run_finetune, "finetune",
+             help="fine-tune a pretrained ensemble on a target region (Ray Train)",
+             description="Fine-tune every member of a pretrained bundle on the train split of the "
+                         "target region, concurrently on Ray Train, with the chosen layers frozen and "
+                         "early stopping on the target's validation split; writes a new bundle "
+                         "RUN_DIR/bundle (the pretrained bundle is only read).")
 
-    p = sub.add_parser("evaluate", help="station- and event-level metrics of a bundle on a split",
-                       description="Predict every member on a split's recordings (Ray Data), and compare the best "
-                                   "single member with the soft-voting ensemble at station and event level; "
-                                   "writes tables (CSV/Parquet) and figures (PNG).")
-    add_evaluate_arguments(p)
-    p.set_defaults(func=run_evaluate)
+    _command(sub, add_evaluate_arguments, run_evaluate, "evaluate",
+             help="station- and event-level metrics of a bundle on a split",
+             description="Predict every member on a split's recordings (Ray Data), and compare the best "
+                         "single member with the soft-voting ensemble at station and event level; "
+                         "writes tables (CSV/Parquet) and figures (PNG).")
 
     from .experiments.sweep import add_sweep_arguments, run_sweep_command
 
-    p = sub.add_parser("sweep", help="Ray Tune sweep over the fraction of target data given to fine-tuning",
-                       description="Fine-tune a pretrained bundle's best member on nested, class-stratified "
-                                   "fractions of the target region's training events (and train from scratch on "
-                                   "the same events), several seeds each, as Ray Tune trials; writes a tidy "
-                                   "results table, failed trials and the learning curve. Re-running resumes.")
-    add_sweep_arguments(p)
-    p.set_defaults(func=run_sweep_command)
+    _command(sub, add_sweep_arguments, run_sweep_command, "sweep",
+             help="Ray Tune sweep over the fraction of target data given to fine-tuning",
+             description="Fine-tune a pretrained bundle's best member on nested, class-stratified "
+                         "fractions of the target region's training events (and train from scratch on "
+                         "the same events), several seeds each, as Ray Tune trials; writes a tidy "
+                         "results table, failed trials and the learning curve. Re-running resumes.")
 
-    p = sub.add_parser("report", help="Markdown report of a cross-region experiment, from its stored tables",
-                       description="Rebuild the report of a leave-one-region-out experiment (jobs/crossregion.py) "
-                                   "from RUN_DIR/results and RUN_DIR/sweep, without retraining: accuracy tables "
-                                   "(architecture x target x stage x model x level), minority-class recall, the "
-                                   "headline check, bar charts, confusion matrices, the fine-tuning data sweep.")
-    p.add_argument("run_dir", help="experiment folder or URI")
-    p.add_argument("--out", help="report file (default: RUN_DIR/report.md; figures in a folder beside it)")
-    p.set_defaults(func=run_report)
+    _command(sub, add_report_arguments, run_report, "report",
+             help="Markdown report of a cross-region experiment, from its stored tables",
+             description="Rebuild the report of a leave-one-region-out experiment (jobs/crossregion.py) "
+                         "from RUN_DIR/results and RUN_DIR/sweep, without retraining: accuracy tables "
+                         "(architecture x target x stage x model x level), minority-class recall, the "
+                         "headline check, bar charts, confusion matrices, the fine-tuning data sweep.")
 
     from .reprocess.cli import add_reprocess_arguments, run_reprocess
     from .serving.cli import add_serve_arguments, run_serve
 
-    p = sub.add_parser("serve", help="HTTP classification endpoint for a bundle (Ray Serve)",
-                       description="Deploy the soft-voting ensemble of BUNDLE behind an HTTP API (OpenAPI at "
-                                   "/v1/openapi.json): miniSEED, JSON arrays or object-storage URIs of one event "
-                                   "in, per-station probabilities, member votes, spread and the event verdict out.")
-    add_serve_arguments(p)
-    p.set_defaults(func=run_serve)
+    _command(sub, add_serve_arguments, run_serve, "serve",
+             help="HTTP classification endpoint for a bundle (Ray Serve)",
+             description="Deploy the soft-voting ensemble of BUNDLE behind an HTTP API (OpenAPI at "
+                         "/v1/openapi.json): miniSEED, JSON arrays or object-storage URIs of one event "
+                         "in, per-station probabilities, member votes, spread and the event verdict out.")
 
-    p = sub.add_parser("reprocess", help="classify whole archives with a bundle (Ray Data batch inference)",
-                       description="Classify every station recording of every catalog event of one or more "
-                                   "regions; write station and event tables (Parquet), annotated QuakeML, and the "
-                                   "events whose verdict contradicts the catalog. Re-runs finish what is missing.")
-    add_reprocess_arguments(p)
-    p.set_defaults(func=run_reprocess)
+    _command(sub, add_reprocess_arguments, run_reprocess, "reprocess",
+             help="classify whole archives with a bundle (Ray Data batch inference)",
+             description="Classify every station recording of every catalog event of one or more "
+                         "regions; write station and event tables (Parquet), annotated QuakeML, and the "
+                         "events whose verdict contradicts the catalog. Re-runs finish what is missing.")
     return parser
 
 
