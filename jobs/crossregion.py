@@ -14,7 +14,7 @@ end; ``raydisc report RUN_DIR`` regenerates it from the stored tables alone.
 import argparse
 import dataclasses
 
-from raydisc.cli import _regions
+from raydisc.cli import comma_list
 from raydisc.experiments.crossregion import SCALES, CrossRegionConfig, prepare_synthetic_shards, run_crossregion
 from raydisc.experiments.report import write_report
 from raydisc.models import FREEZE_STRATEGIES
@@ -36,7 +36,7 @@ args = parser.parse_args()
 
 scale = SCALES[args.scale]
 config = CrossRegionConfig.at_scale(scale)
-changes = {"architectures": _regions(args.architectures), "targets": _regions(args.targets)}
+changes = {"architectures": comma_list(args.architectures), "targets": comma_list(args.targets)}
 if args.freeze:
     changes["finetune"] = {**config.finetune, "freeze": args.freeze}
 config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v

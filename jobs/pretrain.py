@@ -14,7 +14,7 @@ event level on the same regions' test split (tables and figures in
 import argparse
 import sys
 
-from raydisc.cli import _regions, add_train_options, train_config_from_args
+from raydisc.cli import add_train_options, comma_list, train_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
 from raydisc.training import train_ensemble
@@ -28,7 +28,7 @@ add_train_options(parser)
 args = parser.parse_args()
 
 config = train_config_from_args(args)
-regions = _regions(args.regions)
+regions = comma_list(args.regions)
 init_ray(args.address)
 
 bundle = train_ensemble(args.shards, regions, config, args.run_dir)

@@ -25,7 +25,8 @@ from typing import Sequence
 from .config import ConfigError, PipelineConfig, PreprocessConfig, SplitConfig
 
 
-def _regions(text: str | None) -> list[str] | None:
+def comma_list(text: str | None) -> list[str] | None:
+    """``"alpine, basin"`` -> ``["alpine", "basin"]``; ``None`` for an empty option."""
     return [r.strip() for r in text.split(",") if r.strip()] if text else None
 
 
@@ -39,7 +40,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from .synthetic import REGIONS, generate_archive
 
-    regions = _regions(args.regions)
+    regions = comma_list(args.regions)
     unknown = sorted(set(regions or []) - set(REGIONS))
     if unknown:
         raise ConfigError(f"unknown region(s) {unknown}; built-in regions are {sorted(REGIONS)}")
@@ -100,7 +101,7 @@ def run_preprocess(args: argparse.Namespace) -> int:
         summary = run_preprocessing(
             args.archive,
             args.shards,
-            _regions(args.regions),
+            comma_list(args.regions),
             preprocess_config=config,
             split_config=SplitConfig(seed=args.split_seed),
             pipeline_config=PipelineConfig(events_per_shard=args.events_per_shard),
@@ -214,7 +215,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .training import train_ensemble
 
     config = train_config_from_args(args)
-    regions = _regions(args.regions)
+    regions = comma_list(args.regions)
     init_ray(args.address)
     print(train_ensemble(args.shards, regions, config, args.run_dir))
     return 0
@@ -267,7 +268,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate
     from .runtime import init_ray
 
-    regions = _regions(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
+    regions = comma_list(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
     if not regions:
         raise ConfigError("--regions is required: the bundle does not record the regions it was trained on")
     init_ray(args.address)
