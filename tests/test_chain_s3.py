@@ -83,7 +83,9 @@ def test_generate_preprocess_pretrain_finetune_serve_reprocess_on_s3(ray_cluster
         assert answer["event"]["event_id"] == event.event_id and answer["stations"]
         assert answer["bundle_id"] == bundle.bundle_id
     finally:
-        serve.delete("chain")
+        # Shut Serve down, not just the app: a later serve.start() with other HTTP
+        # options (another test module's port) would otherwise keep this one's.
+        serve.shutdown()
 
     out = f"{s3_bucket}/relabelled"
     assert main(["reprocess", bundle_uri, out, "--archive", archive, "--regions", "basin"]) == 0
