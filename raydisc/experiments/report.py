@@ -105,7 +105,9 @@ SETTINGS_VALUE_CHARS = 90
 
 SWEEP_MODES = ("finetuned", "scratch")
 SWEEP_MODE_LABELS = {"finetuned": "fine-tuned", "scratch": "from scratch"}
-SWEEP_METRIC = "accuracy"
+#: Plain accuracy and, because a target region may have very few examples of one class
+#: (where predicting the majority class scores high), balanced accuracy.
+SWEEP_METRICS = ("accuracy", "balanced_accuracy")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -323,6 +325,34 @@ def _settings_section(run_dir: str) -> list[str]:
     return out
 
 
+def _sweep_table(rows: pd.DataFrame, metric: str) -> list[str]:
+    """Mean ± std over seeds of one test-split ``metric`` per fraction (and strategy,
+    when several were swept) x mode x level."""
+    if rows.empty:
+        return [f"`{SWEEP_TABLE}` holds no {TEST_SPLIT}-split {metric} rows.", ""]
+    by_strategy = "strategy" in rows.columns and rows["strategy"].nunique() > 1
+    row_keys = ["fraction", "strategy"] if by_strategy else ["fraction"]
+    stats = rows.groupby([*row_keys, "mode", "level"])["value"].agg(["mean", "std", "count"])
+    modes = [m for m in _ordered(rows["mode"].unique(), SWEEP_MODES) if m in set(rows["mode"])]
+    header = [*row_keys, *(f"{SWEEP_MODE_LABELS.get(m, m)}, {lv}" for m, lv in product(modes, LEVELS))]
+    body = []
+    for key in sorted(set(stats.index.droplevel(["mode", "level"]))):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = []
+        for mode, level in product(modes, LEVELS):
+            idx = (*key, mode, level)
+            if idx not in stats.index:
+                cells.append(MISSING)
+                continue
+            mean, std, count = stats.loc[idx]
+            cells.append(f"{100 * mean:.1f}" if count < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}")
+        body.append([*(f"{k:g}" if isinstance(k, float) else k for k in key), *cells])
+    return [f"{TEST_SPLIT.capitalize()} {metric.replace('_', ' ')} in percent, mean ± standard deviation over seeds "
+            f"({rows['seed'].nunique()} seed(s)); fraction = share of the target region's fine-tuning "
+            "data used; from scratch = trained on that share alone.", "",
+            _table(header, body, n_left=len(row_keys)), ""]
+
+
 def _sweep_section(run_dir: str, figures_dir: str, figures_link: str) -> list[str]:
     table_uri, plot_uri = storage.join(run_dir, SWEEP_TABLE), storage.join(run_dir, SWEEP_PLOT)
     if not storage.exists(table_uri):
@@ -331,33 +361,10 @@ def _sweep_section(run_dir: str, figures_dir: str, figures_link: str) -> list[st
     out = ["## Amount of fine-tuning data", ""]
     needed = ("fraction", "seed", "mode", "split", "level", "metric", "value")
     missing = [c for c in needed if c not in sweep.columns]
-    rows = sweep[(sweep["split"] == TEST_SPLIT) & (sweep["metric"] == SWEEP_METRIC)] if not missing else sweep.iloc[:0]
     if missing:
-        out += [f"`{SWEEP_TABLE}` lacks column(s) {', '.join(missing)}; no table.", ""]
-    elif rows.empty:
-        out += [f"`{SWEEP_TABLE}` holds no {TEST_SPLIT}-split {SWEEP_METRIC} rows.", ""]
-    else:
-        by_strategy = "strategy" in rows.columns and rows["strategy"].nunique() > 1
-        row_keys = ["fraction", "strategy"] if by_strategy else ["fraction"]
-        stats = rows.groupby([*row_keys, "mode", "level"])["value"].agg(["mean", "std", "count"])
-        modes = [m for m in _ordered(rows["mode"].unique(), SWEEP_MODES) if m in set(rows["mode"])]
-        header = [*row_keys, *(f"{SWEEP_MODE_LABELS.get(m, m)}, {lv}" for m, lv in product(modes, LEVELS))]
-        body = []
-        for key in sorted(set(stats.index.droplevel(["mode", "level"]))):
-            key = key if isinstance(key, tuple) else (key,)
-            cells = []
-            for mode, level in product(modes, LEVELS):
-                idx = (*key, mode, level)
-                if idx not in stats.index:
-                    cells.append(MISSING)
-                    continue
-                mean, std, count = stats.loc[idx]
-                cells.append(f"{100 * mean:.1f}" if count < 2 else f"{100 * mean:.1f} ± {100 * std:.1f}")
-            body.append([*(f"{k:g}" if isinstance(k, float) else k for k in key), *cells])
-        out += [f"{TEST_SPLIT.capitalize()} {SWEEP_METRIC} in percent, mean ± standard deviation over seeds "
-                f"({rows['seed'].nunique()} seed(s)); fraction = share of the target region's fine-tuning "
-                "data used; from scratch = trained on that share alone.", "",
-                _table(header, body, n_left=len(row_keys)), ""]
+        return out + [f"`{SWEEP_TABLE}` lacks column(s) {', '.join(missing)}; no table.", ""]
+    for metric in SWEEP_METRICS:
+        out += _sweep_table(sweep[(sweep["split"] == TEST_SPLIT) & (sweep["metric"] == metric)], metric)
     if storage.exists(plot_uri):
         name = posixpath.basename(SWEEP_PLOT)
         # Copied so the report's relative links also resolve when it is written elsewhere.
