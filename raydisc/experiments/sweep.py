@@ -359,7 +359,7 @@ def _run_trial(params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any
             train_ensemble(shards, [target], train_config, run_dir, progress=None, train_events=events)
 
     flat: dict[str, Any] = {}
-    member = pd.read_csv(_local_or_buffer(storage.join(run_dir, "members.csv"))).iloc[0]
+    member = storage.read_frame(storage.join(run_dir, "members.csv")).iloc[0]
     flat["train.event.n_train_events"] = len(events)
     recordings = split_events(shards, [target], "train")
     flat["train.station.n_train_recordings"] = int(
@@ -379,12 +379,6 @@ def _run_trial(params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any
     flat["run_dir"] = run_dir
     storage.write_bytes_atomic(metrics_uri, json.dumps(flat, indent=2, sort_keys=True).encode())
     return flat
-
-
-def _local_or_buffer(uri: str):
-    import io
-
-    return io.BytesIO(storage.read_bytes(uri))
 
 
 def sweep_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
@@ -684,7 +678,7 @@ def read_failures(out_dir: str) -> pd.DataFrame:
     uri = storage.join(out_dir, FAILURES_CSV)
     if not storage.exists(uri):
         return pd.DataFrame(columns=list(FAILURE_COLUMNS))
-    return pd.read_csv(_local_or_buffer(uri))
+    return storage.read_frame(uri)
 
 
 # ----------------------------------------------------------------------------- command line
