@@ -40,7 +40,7 @@ experiment: install
 	$(PY) jobs/crossregion.py --work-dir $(EXPERIMENT_DIR) --run-dir $(EXPERIMENT_DIR)/run
 
 # Accuracy vs. the fraction of craton's training events given to fine-tuning (Ray Tune),
-# fine-tuned vs. from scratch: about 40 minutes on 2 cores.
+# fine-tuned vs. from scratch: about 30 minutes on 2 cores (data, pretraining, 28 trials).
 sweep: install
 	$(PY) jobs/crossregion.py --work-dir $(EXPERIMENT_DIR) --prepare-only
 	test -e $(SWEEP_PRETRAIN)/bundle/bundle.json || $(PY) jobs/pretrain.py --shards $(EXPERIMENT_DIR)/shards \
