@@ -147,17 +147,21 @@ def _check_splits(shards: str, regions: Sequence[str], train_events: Sequence[st
     return counts["train"]
 
 
-def _check_init_bundle(init_bundle: str, init_members: Sequence[int], train_config: TrainConfig, preprocess) -> dict:
-    """The manifest of the bundle fine-tuning starts from, after checking that it fits:
-    same architecture and hyper-parameters as ``train_config``, the shards' preprocessing,
-    intact member files. ``BundleError`` / ``ConfigError`` otherwise."""
+def _fit_to_init_bundle(init_bundle: str, init_members: Sequence[int], train_config: TrainConfig,
+                        preprocess) -> tuple[TrainConfig, dict]:
+    """``(train_config, manifest)`` for fine-tuning from the bundle at ``init_bundle``:
+    the config takes the bundle's hyper-parameters when it sets none, after checking that
+    the bundle fits (same architecture and hyper-parameters, the shards' preprocessing,
+    intact member files). ``BundleError`` / ``ConfigError`` otherwise."""
     from ..ensemble.bundle import BundleError, load_bundle
     from ..models import resolve_hparams
 
     bundle = load_bundle(init_bundle, expected_preprocess=preprocess)  # checks files and preprocessing
     if bundle.architecture != train_config.architecture:
-        raise BundleError(f"bundle {init_bundle}: holds {bundle.architecture} members, but the training config "
+        raise BundleError(f"bundle {init_bundle}: holds {bundle.architecture} members, but the fine-tuning config "
                           f"asks for {train_config.architecture}")
+    if not train_config.hparams:
+        train_config = train_config.replace(hparams=bundle.manifest["hparams"])
     wanted = resolve_hparams(train_config.architecture, **train_config.hparams)
     if wanted != bundle.hparams:
         raise ConfigError(f"hparams {wanted} differ from those of bundle {init_bundle} ({bundle.hparams}); "
@@ -167,7 +171,7 @@ def _check_init_bundle(init_bundle: str, init_members: Sequence[int], train_conf
     bad = [m for m in init_members if not 0 <= m < len(bundle.members)]
     if bad:
         raise ConfigError(f"bundle {init_bundle} has {len(bundle.members)} members; no member(s) {bad}")
-    return bundle.manifest
+    return train_config, bundle.manifest
 
 
 def train_ensemble(
@@ -194,7 +198,8 @@ def train_ensemble(
 
     Fine-tuning: with ``init_bundle``, member ``i`` starts from the weights of member
     ``init_members[i]`` (default: member ``i``) of that bundle, which must have the
-    architecture, hyper-parameters and preprocessing of this run; the layers named by
+    architecture, hyper-parameters (empty ``hparams``: the bundle's) and preprocessing of
+    this run; the layers named by
     ``train_config.freeze`` stay fixed. ``train_events``: train on the recordings of
     these event ids only (validation uses the whole validation split). The bundle
     fine-tuning starts from is only read.
@@ -224,7 +229,7 @@ def train_ensemble(
     if init_bundle is not None:
         init_bundle = storage.absolute(init_bundle)
         init_members = list(range(train_config.members)) if init_members is None else [int(m) for m in init_members]
-        init_manifest = _check_init_bundle(init_bundle, init_members, train_config, info.preprocess)
+        train_config, init_manifest = _fit_to_init_bundle(init_bundle, init_members, train_config, info.preprocess)
     weights = (class_weights(train_counts) if train_config.class_weighting == "inverse_frequency"
                else np.ones(len(CLASS_NAMES), np.float32))
     bundle_uri = storage.join(run_dir, BUNDLE_DIR)

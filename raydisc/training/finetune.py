@@ -58,21 +58,18 @@ def finetune_ensemble(
     region has no shards or no training/validation recordings, ``TrainingError`` when a
     member fails.
     """
-    from ..ensemble.bundle import BundleError, read_manifest
+    from ..ensemble.bundle import read_manifest
     from .ensemble import train_ensemble
 
     if _inside(bundle_uri, run_dir):
         raise ConfigError(f"run directory {run_dir} holds the pretrained bundle {bundle_uri}: fine-tuning "
                           "writes a new run directory and never touches the pretrained run")
-    manifest = read_manifest(bundle_uri)
-    if train_config.architecture != manifest["architecture"]:
-        raise BundleError(f"bundle {bundle_uri}: holds {manifest['architecture']} members, but the fine-tuning "
-                          f"config asks for {train_config.architecture}")
-    members = list(range(len(manifest["members"]))) if init_members is None else [int(m) for m in init_members]
-    config = train_config.replace(hparams=train_config.hparams or manifest["hparams"], members=len(members))
-    bundle = train_ensemble(shards, [target], config, run_dir, progress=progress, init_bundle=bundle_uri,
-                            init_members=members, train_events=train_events)
-    return bundle
+    if init_members is None:
+        init_members = range(len(read_manifest(bundle_uri)["members"]))
+    members = [int(m) for m in init_members]
+    # train_ensemble checks the bundle against the config and fills in its hparams.
+    return train_ensemble(shards, [target], train_config.replace(members=len(members)), run_dir, progress=progress,
+                          init_bundle=bundle_uri, init_members=members, train_events=train_events)
 
 
 def finetuned_from(bundle_uri: str) -> dict[str, Any] | None:
