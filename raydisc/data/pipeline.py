@@ -113,24 +113,33 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
     }
 
 
+#: Recordings per vectorized :func:`preprocess` call. Small blocks keep the float64
+#: intermediates (3 x 20,000 samples = 480 kB per step for a 200 Hz recording) in the
+#: CPU caches: blocks of 8 preprocess twice as fast per recording as one call over 300.
+PREPROCESS_BLOCK = 8
+
+
 def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig) -> dict[str, np.ndarray]:
     """Run :func:`raydisc.features.preprocess` over recordings of any mix of sampling
-    rates, one vectorized call per rate, and return inputs in the original order."""
+    rates, vectorized over blocks of :data:`PREPROCESS_BLOCK` recordings of one rate,
+    and return inputs ``(len(recordings), *shape)`` float32 in the original order."""
     out = {
         "spectrogram": np.empty((len(recordings), *config.spectrogram_shape), np.float32),
         "waveform": np.empty((len(recordings), *config.waveform_shape), np.float32),
     }
     rates = np.array([r.sampling_rate for r in recordings])
     for rate in np.unique(rates):
-        rows = np.flatnonzero(rates == rate)
-        inputs = preprocess(
-            np.stack([recordings[i].counts for i in rows]),
-            float(rate),
-            np.stack([recordings[i].sensitivity for i in rows]),
-            config,
-        )
-        for kind, values in inputs.items():
-            out[kind][rows] = values
+        same_rate = np.flatnonzero(rates == rate)
+        for start in range(0, len(same_rate), PREPROCESS_BLOCK):
+            rows = same_rate[start : start + PREPROCESS_BLOCK]
+            inputs = preprocess(
+                np.stack([recordings[i].counts for i in rows]),
+                float(rate),
+                np.stack([recordings[i].sensitivity for i in rows]),
+                config,
+            )
+            for kind, values in inputs.items():
+                out[kind][rows] = values
     return out
 
 

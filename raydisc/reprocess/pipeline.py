@@ -16,11 +16,12 @@ stations file exists and names the same events are skipped. The rest stream thro
       spread and event aggregation, then events file, then stations file (atomic)
 
 On a cluster without GPUs (``ReprocessConfig.fuse_inference`` None, the default) the
-two stages are one: each chunk task runs the ensemble on its own recordings, with the
-bundle loaded once per worker process and job. An inference actor on CPUs would take a
-new process, torch import and all (seconds), hold a CPU that idles while preprocessing
-is the slower stage, and copy every model input through the object store; fused, every
-CPU does both and no input leaves its process.
+three stages are one: each chunk task runs the ensemble on its own recordings (bundle
+loaded once per worker process and job) and writes its chunk's files itself, returning
+one row per chunk to the driver. An inference actor on CPUs would take a new process,
+torch import and all (seconds), hold a CPU that idles while preprocessing is the slower
+stage, and copy every model input through the object store; fused, every CPU does all
+of it and nothing but a count leaves its process.
 
 After the stream, each region's annotated QuakeML catalog and review list are written
 from the tables on disk, so a resumed run ends with the same files as an uninterrupted one.
@@ -245,22 +246,24 @@ class EnsemblePredictor:
 _FUSED_PREDICTOR: dict[tuple[str, str, str], EnsemblePredictor] = {}
 
 
-def prepare_and_predict(batch: dict, job: str, threads: int, batch_size: int) -> dict:
-    """:func:`prepare_chunk` then the ensemble on the chunk's recordings, in one task
-    (``batch_size``: recordings per inference batch). The bundle is loaded once per
-    worker process and job (``job``: a token of the run)."""
+def prepare_predict_finish(batch: dict, job: str, threads: int, batch_size: int) -> dict:
+    """The whole chunk in one task: :func:`prepare_chunk`, the ensemble on the chunk's
+    recordings (``batch_size`` recordings per inference batch), then
+    :func:`finish_chunk`. Returns one row: ``chunk_key`` and ``recordings`` (station
+    rows written). The bundle is loaded once per worker process and job (``job``: a
+    token of the run); nothing but that row leaves the worker."""
     out = prepare_chunk(batch)
     task: ChunkTask = pickle.loads(batch["task"][0])
-    key = (task.bundle.uri, task.bundle.bundle_id, job)
-    predictor = _FUSED_PREDICTOR.get(key)
-    if predictor is None:
-        _FUSED_PREDICTOR.clear()
-        predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
-    if len(out["inputs"]):
-        return predictor(out, batch_size=batch_size)
-    out.pop("inputs")
-    out["member_probabilities"] = np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32)
-    return out
+    n = len(out["inputs"])
+    if n:
+        key = (task.bundle.uri, task.bundle.bundle_id, job)
+        predictor = _FUSED_PREDICTOR.get(key)
+        if predictor is None:
+            _FUSED_PREDICTOR.clear()
+            predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
+        out = predictor(out, batch_size=batch_size)
+        finish_chunk(task, {k: out[k] for k in _META}, out["member_probabilities"])
+    return {"chunk_key": np.array([task.key], dtype=object), "recordings": np.array([n], dtype=np.int64)}
 
 
 # ----------------------------------------------------------------- stage 3: per chunk
@@ -398,7 +401,7 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
     # are idempotent.
     if fuse:
         predicted = dataset.map_batches(
-            prepare_and_predict, batch_size=1, batch_format="numpy", max_retries=2,
+            prepare_predict_finish, batch_size=1, batch_format="numpy", max_retries=2,
             fn_kwargs={"job": uuid.uuid4().hex, "threads": max(1, int(config.cpus_per_task)),
                        "batch_size": config.batch_size},
             **prep_kwargs)
@@ -421,6 +424,10 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
     iterator = predicted.iter_batches(batch_size=None, batch_format="numpy")
     try:
         for batch in iterator:
+            if fuse:  # the tasks wrote their chunks; each row reports one
+                for key, n in zip(batch["chunk_key"], batch["recordings"]):
+                    on_chunk(by_key[key], int(n))
+                continue
             keys = np.asarray(batch["chunk_key"])
             for key in np.unique(keys):
                 rows = keys == key
@@ -540,5 +547,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_and_predict",
+__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_predict_finish",
            "finish_chunk", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
