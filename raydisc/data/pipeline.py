@@ -4,8 +4,8 @@ The driver reads each region's catalog and inventory once, assigns event-wise sp
 and cuts the event list into shards of ``events_per_shard`` events. Shards whose file
 already exists are skipped (they were written atomically, so they are complete). The
 rest fan out as Ray Data tasks: each reads its events' miniSEED files with ObsPy, runs
-the one vectorized preprocessing function over all recordings of a sampling rate at
-once, and writes its shard and rejects files. Results stream back as one summary row
+the one vectorized preprocessing function over blocks of recordings of one sampling
+rate, and writes its shard and rejects files. Results stream back as one summary row
 per shard, which drives the progress bar.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def plan_shards(
     """Index catalogs, read inventories and cut each region's events into shard tasks.
 
     The driver only indexes each catalog (event ids and types, enough for the split);
-    parsing the events with ObsPy, the slow part, happens in the shard tasks.
+    reading each event's origin, magnitude and picks happens in the shard tasks.
     """
     tasks = []
     for region in regions:

@@ -7,7 +7,7 @@ and reads its inventory once, and cuts the events into chunks of ``events_per_ch
 stations file exists and names the same events are skipped. The rest stream through::
 
     chunk tasks ──map_batches(prepare_chunk)──▶ one row per usable recording (model input)
-      (CPU tasks: parse the chunk's events with ObsPy, read waveforms, cut, the one
+      (CPU tasks: read the chunk's catalog entries, read waveforms, cut, the one
        vectorized preprocessing function over the whole chunk; unusable inputs and
        unparsable catalog entries are written to the chunk's failures file)
     ──map_batches(EnsemblePredictor, actor pool)──▶ member probabilities per recording
@@ -360,9 +360,9 @@ class RegionPlan:
 
 def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str, events_per_chunk: int) -> list[RegionPlan]:
     """Index catalogs and read inventories; a region whose catalog or inventory cannot be
-    read gets an ``error`` (recorded in the failures table) instead of tasks. Parsing the
-    events with ObsPy (the slow part) is left to the chunk tasks; an entry that does not
-    parse is a failure row of its chunk."""
+    read gets an ``error`` (recorded in the failures table) instead of tasks. Reading the
+    events' origins and picks is left to the chunk tasks; an entry that cannot be read
+    is a failure row of its chunk."""
     plans = []
     for source in sources:
         plan = RegionPlan(source)
