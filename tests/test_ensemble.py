@@ -169,9 +169,10 @@ def _check_round_trip(uri, models, bundle_id):
     assert bundle.provenance["regions"] == ["alpine", "basin"]
     assert all(not m.training for m in bundle.members)
 
-    # Same weights, same batch -> bit-identical probabilities.
-    np.testing.assert_array_equal(bundle.member_probabilities(x), expected)
-    # Smaller batches may take other kernel paths: equal up to float32 rounding.
+    # The members themselves: same weights, same batch -> bit-identical probabilities.
+    np.testing.assert_array_equal(bundle.member_probabilities(x, fused=False), expected)
+    # The fused network (batch norm folded) and smaller batches: equal up to float32 rounding.
+    np.testing.assert_allclose(bundle.member_probabilities(x), expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(bundle.member_probabilities(x, batch_size=3), expected, rtol=0, atol=1e-6)
     out = bundle.predict(torch.from_numpy(x))
     np.testing.assert_allclose(out["probabilities"], expected.mean(axis=0), rtol=1e-6)
