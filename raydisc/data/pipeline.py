@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ..config import PipelineConfig, PreprocessConfig, SplitConfig
 from ..features import preprocess
+from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
 from ..labels import UnknownLabelError, label_of
@@ -145,6 +146,7 @@ def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig)
 
 def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
     """Build one shard: read, cut, preprocess, write rejects then the shard. Returns a summary."""
+    reuse_freed_array_memory()
     recordings: list[Recording] = []
     events, rejects = parse_catalog_entries_isolating(list(task.entries), task.region)
     for event in events:

@@ -44,6 +44,7 @@ from ..data.pipeline import preprocess_recordings
 from ..data.shards import write_table_atomic
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, read_manifest, soft_vote
 from ..models import input_kind_of
+from ..runtime import reuse_freed_array_memory
 from ..storage import join
 from . import outputs
 from .sources import RegionSource, cut_event
@@ -183,6 +184,7 @@ def prepare_chunk(batch: dict) -> dict:
     files are written too.
     """
     task: ChunkTask = pickle.loads(batch["task"][0])
+    reuse_freed_array_memory()
     config, kind = task.bundle.preprocess, task.bundle.input_kind
     region = task.source.region
     events, rejects = parse_catalog_entries_isolating(list(task.entries), region)

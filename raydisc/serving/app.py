@@ -43,6 +43,7 @@ from ray import serve
 from starlette.concurrency import run_in_threadpool
 
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, soft_vote
+from ..runtime import reuse_freed_array_memory
 from . import inputs as _inputs
 from .schemas import (
     API_VERSION,
@@ -308,6 +309,7 @@ class Classifier:
 
     def __init__(self, settings: dict, models: list):
         self.settings = ServeSettings(**settings)
+        reuse_freed_array_memory()  # this replica preprocesses the uploads
         token = self.settings.token or os.environ.get(TOKEN_ENV) or None
         self.token = token
         # The same loader as the model replicas: config, label map and metadata of the
