@@ -11,7 +11,7 @@ cost of a trained bundle), then in the same run measures
    ``raydisc.features.preprocess``, run each member (the trained modules as loaded) on
    it one by one. Its process gets the same malloc setting as the pipeline's workers
    (``raydisc.runtime.reuse_freed_array_memory``), so the ratio is not a malloc effect;
-2. ``reprocess_archives`` on a local Ray cluster (2 CPUs) with the job's default
+2. ``reprocess_archives`` on a local Ray cluster (``--num-cpus``, default 2) with the job's default
    settings: no GPU, so each chunk task reads its catalog entries, reads, cuts,
    preprocesses (blocks of 8 recordings), runs the fused ensemble (torch with one
    thread, batches of 8) on its recordings and writes its chunk's tables; then the
@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--events-per-chunk", type=int, default=ReprocessConfig.events_per_chunk)
     parser.add_argument("--actor-pool", action="store_true",
                         help="inference in an actor pool (as on GPU clusters) instead of in the chunk tasks")
+    parser.add_argument("--num-cpus", type=int, default=2,
+                        help="CPUs of the local Ray cluster (pin the whole run with taskset to compare per core)")
     parser.add_argument("--workdir", default="/tmp/raydisc-bench-reprocess")
     # Projection assumptions (not measured): printed with the result.
     parser.add_argument("--events-per-year", type=int, default=5000)
@@ -138,7 +140,7 @@ def main() -> None:
     if args.actor_pool:
         job_config = ReprocessConfig(events_per_chunk=args.events_per_chunk, fuse_inference=False,
                                      cpus_per_actor=0.5, cpus_per_task=0.75)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level="ERROR")
     rows = []
     try:
         # Untimed warm-up on a small separate archive: a fresh cluster starts its worker
@@ -162,7 +164,7 @@ def main() -> None:
         ray.shutdown()
 
     print(f"\nreprocessing, region {args.region}, {args.members} members ({ARCH}, default hparams), "
-          f"default preprocessing; pipeline on a local Ray cluster with 2 CPUs ({args.events_per_chunk} events/chunk, "
+          f"default preprocessing; pipeline on a local Ray cluster with {args.num_cpus} CPUs ({args.events_per_chunk} events/chunk, "
           f"{'inference in an actor pool' if args.actor_pool else 'inference in the chunk tasks'})")
     print(f"{'events':>7} {'recs':>6} {'naive rec/s':>12} {'ray rec/s':>10} {'ratio':>6} "
           f"{'naive peak MB':>14} {'ray peak MB':>12}")
@@ -186,8 +188,8 @@ def main() -> None:
           f"stations -> {recordings_year:,} recordings; {args.cpus_per_node} CPU cores + 1 GPU per node; "
           f"GPU inference {args.gpu_speedup:g}x one CPU core (assumed, not measured); I/O from object storage "
           f"not slower than the local disk measured here; perfect scaling over nodes")
-    pipe_cpu_s = 2 * big["pipe_s"] / big["recordings"]  # 2 CPUs busy for the whole run (upper bound)
-    print(f"  measured end to end by the pipeline: 2 CPUs x {big['pipe_s']:.1f} s / {big['recordings']} recordings = "
+    pipe_cpu_s = args.num_cpus * big["pipe_s"] / big["recordings"]  # all CPUs busy the whole run (upper bound)
+    print(f"  measured end to end by the pipeline: {args.num_cpus} CPUs x {big['pipe_s']:.1f} s / {big['recordings']} recordings = "
           f"{pipe_cpu_s * 1e3:.1f} CPU-ms per recording (all stages, batched inference on CPU)")
     for nodes in (int(s) for s in args.nodes.split(",")):
         cpu_only_h = recordings_year * pipe_cpu_s / (args.cpus_per_node * nodes) / 3600
