@@ -162,8 +162,9 @@ def test_second_run_into_a_finished_run_dir_is_refused(shards, trained):
 
 
 def test_training_resumes_from_checkpoint_after_a_killed_worker(shards, tmp_path):
-    """The worker SIGKILLs itself at the start of epoch 2 (once); Ray Train restarts the
-    member (max_failures=1), which continues from the epoch-1 checkpoint."""
+    """The worker SIGKILLs itself after training epoch 2, before reporting it (once); Ray
+    Train restarts the member (max_failures=1), which continues from the epoch-1
+    checkpoint and trains epoch 2 again."""
     marker = tmp_path / "killed-once"
     run_dir = str(tmp_path / "run")
     config = TrainConfig(architecture="waveform_cnn", hparams=TINY_WAVEFORM, members=1, epochs=3, patience=None,

@@ -49,9 +49,11 @@ def _cpu_state(model) -> dict:
 
 def _maybe_fail(config: dict[str, Any], epoch: int, rank: int) -> None:
     """Fault injection for tests of the restart path: with ``config["_fail_at_epoch"]``
-    and ``config["_fail_marker"]`` set, worker rank 0 SIGKILLs its own process at the
-    start of that epoch — once: the marker file it creates first prevents a repeat after
-    the restart."""
+    and ``config["_fail_marker"]`` set, worker rank 0 SIGKILLs its own process once that
+    epoch is trained and validated, before reporting it — once: the marker file it
+    creates first prevents a repeat after the restart. Not at the start of the epoch: a
+    kill right after the previous report could beat that checkpoint's registration with
+    the trainer, and the member then restarted from scratch (seen on a loaded machine)."""
     at, marker = config.get("_fail_at_epoch"), config.get("_fail_marker")
     if at is None or epoch != at or rank != 0 or marker is None or os.path.exists(marker):
         return
@@ -227,7 +229,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     overlap_epochs = world_size == 1
     upcoming = EpochPrefetch(train_batches, state["epoch"] + 1)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        _maybe_fail(config, epoch, rank)
         started = time.perf_counter()
         model.train()
         keep_frozen_in_eval(frozen)
@@ -303,6 +304,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "train_samples": n_all, "train_samples_per_s": n_all / max(train_seconds, 1e-9),
             "epoch_s": time.perf_counter() - started,
         }
+        _maybe_fail(config, epoch, rank)
         if rank == 0:
             with tempfile.TemporaryDirectory() as d:
                 saved = {**state, "model": _cpu_state(model), "optimizer": optimizer.state_dict()}
