@@ -8,7 +8,7 @@ stations file exists and names the same events are skipped. The rest stream thro
 
     chunk tasks ──map_batches(prepare_chunk)──▶ one row per usable recording (model input)
       (CPU tasks: read the chunk's catalog entries, read waveforms, cut, the one
-       vectorized preprocessing function over the whole chunk; unusable inputs and
+       vectorized preprocessing function over blocks of recordings; unusable inputs and
        unparsable catalog entries are written to the chunk's failures file)
     ──map_batches(EnsemblePredictor, actor pool)──▶ member probabilities per recording
       (bundle loaded once per actor; GPUs when the cluster has them)
@@ -174,16 +174,21 @@ def _event_columns(events: Sequence[EventInfo]) -> dict:
 
 
 def prepare_chunk(batch: dict) -> dict:
-    """Ray Data batch function over pickled chunk tasks (``batch_size=1``): parse the
-    chunk's catalog entries, read, cut and preprocess every recording of its events with
-    the bundle's preprocessing config (one vectorized call for the chunk); write the
-    chunk's failures file. Returns one row per usable recording with its metadata,
-    ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32 ``(n, *input_shape)``).
+    """Ray Data batch function over pickled chunk tasks (``batch_size=1``):
+    :func:`prepare_task` of the batch's task."""
+    return prepare_task(pickle.loads(batch["task"][0]))
+
+
+def prepare_task(task: ChunkTask) -> dict:
+    """Read the chunk's catalog entries, read, cut and preprocess every recording of its
+    events with the bundle's preprocessing config (vectorized over blocks of
+    recordings); write the chunk's failures file. Returns one row per usable recording
+    with its metadata, ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32
+    ``(n, *input_shape)``).
 
     A chunk without a usable recording is complete here: its (empty) events and stations
     files are written too.
     """
-    task: ChunkTask = pickle.loads(batch["task"][0])
     reuse_freed_array_memory()
     config, kind = task.bundle.preprocess, task.bundle.input_kind
     region = task.source.region
@@ -249,13 +254,13 @@ _FUSED_PREDICTOR: dict[tuple[str, str, str], EnsemblePredictor] = {}
 
 
 def prepare_predict_finish(batch: dict, job: str, threads: int, batch_size: int) -> dict:
-    """The whole chunk in one task: :func:`prepare_chunk`, the ensemble on the chunk's
+    """The whole chunk in one task: :func:`prepare_task`, the ensemble on the chunk's
     recordings (``batch_size`` recordings per inference batch), then
     :func:`finish_chunk`. Returns one row: ``chunk_key`` and ``recordings`` (station
     rows written). The bundle is loaded once per worker process and job (``job``: a
     token of the run); nothing but that row leaves the worker."""
-    out = prepare_chunk(batch)
     task: ChunkTask = pickle.loads(batch["task"][0])
+    out = prepare_task(task)
     n = len(out["inputs"])
     if n:
         key = (task.bundle.uri, task.bundle.bundle_id, job)
@@ -549,5 +554,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_predict_finish",
+__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_task", "prepare_predict_finish",
            "finish_chunk", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
