@@ -22,7 +22,8 @@ import logging
 import sys
 from typing import Sequence
 
-from .config import ConfigError, PipelineConfig, PreprocessConfig, SplitConfig
+from .config import (ConfigError, PipelineConfig, PreprocessConfig, SplitConfig, add_raw_data_arguments,
+                     raw_data_from_args)
 
 
 def comma_list(text: str | None) -> list[str] | None:
@@ -35,10 +36,17 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regions", help="comma-separated region names (default: all built-in regions)")
     parser.add_argument("--events", type=int, default=200, help="events per region (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--field-test", metavar="NAME",
+                        help="also write a field-test region NAME: basin's physics recorded like a messy field "
+                             "network (mostly vertical-only short-period stations at 20-500 Hz, no picks, "
+                             "incomplete StationXML, a dual-sensor station, one garbled miniSEED file); "
+                             "ground truth in NAME/stations.csv and NAME/truth.csv")
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .synthetic import REGIONS, generate_archive
+    import re
+
+    from .synthetic import REGIONS, field_test_spec, generate_archive
 
     regions = comma_list(args.regions)
     unknown = sorted(set(regions or []) - set(REGIONS))
@@ -46,7 +54,15 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown region(s) {unknown}; built-in regions are {sorted(REGIONS)}")
     if args.events < 1:
         raise ConfigError("--events must be >= 1")
-    summary = generate_archive(args.archive, regions, events_per_region=args.events, seed=args.seed, progress=True)
+    specs = {}
+    if args.field_test is not None:
+        name = args.field_test
+        if name in REGIONS or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ConfigError(f"--field-test: {name!r} must be a new name of letters, digits and '_'")
+        specs[name] = field_test_spec(REGIONS["basin"], name=name)
+        regions = (regions or list(REGIONS)) + [name]
+    summary = generate_archive(args.archive, regions, events_per_region=args.events, seed=args.seed,
+                               progress=True, specs=specs)
     for region, counts in summary.items():
         print(f"{region:<10} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
@@ -67,6 +83,7 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-per-shard", type=int, default=PipelineConfig().events_per_shard,
                         help="events per Parquet shard (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+    add_raw_data_arguments(parser)
 
 
 def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -81,6 +98,7 @@ def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         "target_rate_hz": args.target_rate,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(raw_data_from_args(args))
     return PreprocessConfig.from_dict(values)
 
 
@@ -169,6 +187,9 @@ def add_train_options(parser: argparse.ArgumentParser, finetune: bool = False) -
     parser.add_argument("--no-gpu", dest="use_gpu", action="store_const", const=False, help="train on CPUs even if GPUs exist")
     parser.add_argument("--max-failures", type=int, help=f"restarts per member after a worker failure (default: {d.max_failures})")
     parser.add_argument("--max-concurrent", type=int, help="members trained at the same time (default: as resources allow)")
+    parser.add_argument("--drop-horizontals", type=float,
+                        help="probability that a training recording is shown as vertical-only, so the ensemble "
+                             f"serves Z-only and 3-component stations (default: {d.drop_horizontals})")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
 
 
@@ -200,7 +221,7 @@ def train_config_from_args(args: argparse.Namespace):
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "weight_decay": args.weight_decay, "workers_per_member": args.workers_per_member,
         "cpus_per_worker": args.cpus_per_worker, "use_gpu": args.use_gpu, "max_failures": args.max_failures,
-        "max_concurrent_members": args.max_concurrent,
+        "max_concurrent_members": args.max_concurrent, "drop_horizontals": args.drop_horizontals,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if args.patience is not None:
@@ -260,6 +281,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="recordings per prediction batch (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1, help="predictor actors (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
+    parser.add_argument("--vertical-only", action="store_true",
+                        help="classify every recording with its horizontals dropped, as a vertical-only station "
+                             "would have recorded it (the accuracy cost of Z-only stations on the same data)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
 
 
@@ -274,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     init_ray(args.address)
     result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
                       event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
-                      plots=not args.no_plots)
+                      plots=not args.no_plots, vertical_only=args.vertical_only)
     print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
     print(result.format())
     print(f"tables and figures: {result.out_dir}")

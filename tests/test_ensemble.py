@@ -190,7 +190,7 @@ def test_bundle_round_trip_local(tmp_path):
     uri = str(tmp_path / "bundle")
     bundle_id = _save(uri, models)
     manifest = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["members"][0]["file"] == "members/member-000.safetensors"
     assert manifest["preprocess_fingerprint"] == CFG.fingerprint()
     assert sorted(os.listdir(tmp_path / "bundle" / "members")) == [
@@ -255,6 +255,43 @@ def test_preprocess_mismatch_names_the_differing_fields(tmp_path):
     with pytest.raises(BundleError, match=r"freqmin_hz: bundle 0.5 != expected 1.0") as info:
         load_bundle(uri, expected_preprocess=expected)
     assert "window_length_s" not in str(info.value)
+
+
+def test_raw_data_settings_do_not_make_a_bundle_incompatible(tmp_path):
+    # Channels, pick source and response removal say how raw data is read, not what the
+    # model sees: a bundle trained on catalog picks classifies predicted-pick data.
+    uri = str(tmp_path / "b")
+    _save(uri, _members(1), metrics=METRICS[:1])
+    data = PreprocessConfig(**{**CFG.to_dict(), "pick_source": "predicted", "channel_priority": ("EH",),
+                               "response_removal": "sensitivity"})
+    assert load_bundle(uri, expected_preprocess=data).preprocess_config == CFG
+
+
+def test_format_1_bundle_loads_without_presence_planes(tmp_path):
+    # A bundle written before component sets: 3 input channels, no presence_mask
+    # hyper-parameter, a preprocessing config without the raw-data fields.
+    models = [build_model(ARCH, input_shape_of(ARCH, CFG), **HPARAMS, presence_mask=False).eval() for _ in range(2)]
+    uri = str(tmp_path / "b")
+    _save(uri, models, metrics=METRICS[:2], hparams={**HPARAMS, "presence_mask": False})
+    path = tmp_path / "b" / "bundle.json"
+    manifest = json.loads(path.read_text())
+    old_fields = ("window_reference", "window_start_s", "window_length_s", "padding_s", "taper_fraction", "freqmin_hz",
+                  "freqmax_hz", "filter_corners", "target_rate_hz", "stft_window_samples", "stft_hop_samples",
+                  "clip_counts", "clip_fraction", "components")
+    manifest["preprocess_config"] = {k: manifest["preprocess_config"][k] for k in old_fields}
+    from raydisc.config import fingerprint_of
+
+    manifest["preprocess_fingerprint"] = fingerprint_of(manifest["preprocess_config"])
+    del manifest["hparams"]["presence_mask"]
+    manifest["format_version"] = 1
+    path.write_text(json.dumps(manifest))
+    bundle = load_bundle(uri)
+    assert bundle.hparams["presence_mask"] is False
+    assert bundle.preprocess_config.response_removal == "sensitivity"
+    x = _inputs(3)
+    with torch.no_grad():
+        expected = np.stack([torch.softmax(m(torch.from_numpy(x)), dim=1).numpy() for m in models])
+    np.testing.assert_allclose(bundle.member_probabilities(x), expected, atol=1e-6)
 
 
 def _edit_manifest(tmp_path, **changes):

@@ -117,6 +117,27 @@ def test_default_hparams_are_the_constructor_defaults():
     # default_hparams is derived from the signature; a hyper-parameter missing there
     # would silently drop out of bundles.
     assert set(MODELS["spectrogram_cnn"].default_hparams()) == {
-        "channels", "kernel_size", "pooled_shape", "dense_units", "dropout"}
+        "channels", "kernel_size", "pooled_shape", "dense_units", "dropout", "presence_mask"}
     assert set(MODELS["waveform_cnn"].default_hparams()) == {
-        "stem_channels", "stem_kernel_size", "channels", "kernel_size", "dense_units", "dropout"}
+        "stem_channels", "stem_kernel_size", "channels", "kernel_size", "dense_units", "dropout", "presence_mask"}
+
+
+@pytest.mark.parametrize("name", ["spectrogram_cnn", "waveform_cnn"])
+def test_presence_mask_tells_vertical_only_from_three_components(name):
+    # The same vertical, once with horizontals and once without: the presence planes
+    # make the first layer see the difference, and a model without them sees none
+    # where the horizontals are zero.
+    shape = {"spectrogram_cnn": (3, 41, 89), "waveform_cnn": (3, 3600)}[name]
+    torch.manual_seed(0)
+    x = torch.randn(2, *shape)
+    x[1, 1:] = 0
+    model = build_model(name, shape).eval()
+    assert model.presence_mask
+    first = next(m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)))
+    assert first.in_channels == 6
+    from raydisc.models._common import with_presence_mask
+
+    planes = with_presence_mask(x)[:, 3:].flatten(2).amax(dim=2)
+    assert planes.tolist() == [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]
+    plain = build_model(name, shape, presence_mask=False)
+    assert next(m for m in plain.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))).in_channels == 3

@@ -13,7 +13,7 @@ import pytest
 from raydisc.config import PipelineConfig, PreprocessConfig, SplitConfig
 from raydisc.data import layout
 from raydisc.data.pipeline import run_preprocessing
-from raydisc.data.shards import ShardError, decode_inputs, read_dataset_info, shard_files, summarize
+from raydisc.data.shards import SCHEMA_VERSION, ShardError, decode_inputs, read_dataset_info, shard_files, summarize
 
 SMALL_SHARDS = PipelineConfig(events_per_shard=4)
 
@@ -44,7 +44,7 @@ def test_every_region_is_preprocessed_with_the_schema(shards, tiny_archive):
     assert np.allclose(np.abs(waveforms).max(axis=(1, 2)), 1.0)
     assert set(table.column("label").to_pylist()) <= {0, 1}
     assert (np.asarray(table.column("distance_km")) > 0).all()
-    assert pq.read_schema(shard_files(out)[0]).metadata[b"raydisc.schema_version"] == b"1"
+    assert pq.read_schema(shard_files(out)[0]).metadata[b"raydisc.schema_version"] == str(SCHEMA_VERSION).encode()
     assert summary["shards_written"] > 0 and summary["shards_skipped"] == 0
 
 
@@ -121,10 +121,11 @@ def damaged_archive(tiny_archive, tmp_path_factory):
     damage(0, "unreadable_waveform_file", truncate)
     expected["unreadable_waveform_file"] = (files[0].stem, "*")
 
-    def drop_component(path, stream, station):
-        stream.remove([tr for tr in station if tr.stats.channel.endswith("N")][0])
+    def drop_vertical(path, stream, station):
+        # Without horizontals a recording is still usable; without the vertical it is not.
+        stream.remove([tr for tr in station if tr.stats.channel.endswith("Z")][0])
         stream.write(str(path), format="MSEED")
-    damage(1, "missing_component", drop_component)
+    damage(1, "missing_component", drop_vertical)
 
     def gap(path, stream, station):
         tr = station[0]
@@ -143,7 +144,7 @@ def damaged_archive(tiny_archive, tmp_path_factory):
     damage(3, "nan", nan)
 
     def wrong_rate(path, stream, station):
-        for tr in station:
+        for tr in station.select(channel="*N"):
             tr.stats.sampling_rate = tr.stats.sampling_rate / 2
         stream.write(str(path), format="MSEED")
     damage(4, "sampling_rate_mismatch", wrong_rate)

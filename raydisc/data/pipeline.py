@@ -11,6 +11,8 @@ per shard, which drives the progress bar.
 from __future__ import annotations
 
 import logging
+import pickle
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -19,6 +21,8 @@ import pyarrow as pa
 
 from ..config import PipelineConfig, PreprocessConfig, SplitConfig
 from ..features import preprocess
+from ..features.preprocess import output_bins
+from ..features.response import inverse_response, velocity_response
 from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
@@ -43,6 +47,7 @@ from .shards import (
     summarize,
     write_table_atomic,
 )
+from .records import NOT_LOSSES
 from .splits import assign_splits
 
 log = logging.getLogger(__name__)
@@ -102,7 +107,11 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
         "region": [r.event.region for r in recordings],
         "network": [r.station.network for r in recordings],
         "station": [r.station.station for r in recordings],
-        "location": [r.station.location for r in recordings],
+        "location": [r.location for r in recordings],
+        "channels": [",".join(r.channel_codes) for r in recordings],
+        "components": [r.components for r in recordings],
+        "pick_source": [r.pick_source for r in recordings],
+        "response": [r.response_kind for r in recordings],
         "event_type": [r.event.event_type for r in recordings],
         "label": [r.event.label for r in recordings],
         "split": [splits[r.event.event_id] for r in recordings],
@@ -121,10 +130,54 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
 PREPROCESS_BLOCK = 8
 
 
+#: Inverse responses of channel epochs already evaluated in this process (see
+#: :func:`_inverse_responses`), most recently used last; at most this many.
+_INVERSE_CACHE_SIZE = 512
+_INVERSE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def _inverse_of(recording: Recording, component: int, n: int, n_keep: int, config: PreprocessConfig) -> np.ndarray | float:
+    """m/s per count of one component at the first ``n_keep`` rfft bins of its
+    ``n``-sample window: the channel's full response inverted with the water level
+    (evalresp once per channel epoch, window length and process), else
+    1 / sensitivity."""
+    channel = recording.channels[component]
+    if channel is None or channel.response_kind != "full" or config.response_removal != "full":
+        return 1.0 / recording.sensitivity[component]
+    key = (*channel.response_key(recording.station.network, recording.station.station), recording.sampling_rate, n,
+           config.water_level_db)
+    inverse = _INVERSE_CACHE.get(key)
+    if inverse is None:
+        h = velocity_response(channel.response, recording.sampling_rate, n, channel=key[0])
+        inverse = inverse_response(h, config.water_level_db)[:n_keep]
+        _INVERSE_CACHE[key] = inverse
+        if len(_INVERSE_CACHE) > _INVERSE_CACHE_SIZE:
+            _INVERSE_CACHE.popitem(last=False)
+    else:
+        _INVERSE_CACHE.move_to_end(key)
+    return inverse
+
+
+def _inverse_responses(recordings: list[Recording], n: int, rate: float, config: PreprocessConfig) -> np.ndarray | None:
+    """complex ``(len(recordings), 3, output_bins)`` for :func:`preprocess`, or None
+    when no recording has a full response to remove (then the sensitivity suffices)."""
+    if config.response_removal != "full" or not any(
+            ch is not None and ch.response_kind == "full" for r in recordings for ch in r.channels):
+        return None
+    n_keep = output_bins(n, rate, config)
+    out = np.empty((len(recordings), 3, n_keep), dtype=np.complex128)
+    for i, r in enumerate(recordings):
+        for c in range(3):
+            out[i, c] = _inverse_of(r, c, n, n_keep, config)
+    return out
+
+
 def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig) -> dict[str, np.ndarray]:
     """Run :func:`raydisc.features.preprocess` over recordings of any mix of sampling
-    rates, vectorized over blocks of :data:`PREPROCESS_BLOCK` recordings of one rate,
-    and return inputs ``(len(recordings), *shape)`` float32 in the original order."""
+    rates and component sets, vectorized over blocks of :data:`PREPROCESS_BLOCK`
+    recordings of one rate, with each channel's full response removed where it has one
+    (``config.response_removal``), and return inputs ``(len(recordings), *shape)``
+    float32 in the original order."""
     out = {
         "spectrogram": np.empty((len(recordings), *config.spectrogram_shape), np.float32),
         "waveform": np.empty((len(recordings), *config.waveform_shape), np.float32),
@@ -134,11 +187,15 @@ def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig)
         same_rate = np.flatnonzero(rates == rate)
         for start in range(0, len(same_rate), PREPROCESS_BLOCK):
             rows = same_rate[start : start + PREPROCESS_BLOCK]
+            block = [recordings[i] for i in rows]
+            counts = np.stack([r.counts for r in block])
             inputs = preprocess(
-                np.stack([recordings[i].counts for i in rows]),
+                counts,
                 float(rate),
-                np.stack([recordings[i].sensitivity for i in rows]),
+                np.stack([r.sensitivity for r in block]),
                 config,
+                present=np.stack([r.present for r in block]),
+                inverse_response=_inverse_responses(block, counts.shape[-1], float(rate), config),
             )
             for kind, values in inputs.items():
                 out[kind][rows] = values
@@ -157,10 +214,7 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
         recordings += found
         rejects += rejected
     columns = _metadata_columns(recordings, task.splits)
-    if recordings:
-        columns.update(preprocess_recordings(recordings, config))
-    else:
-        columns.update({"spectrogram": np.empty((0,)), "waveform": np.empty((0,))})
+    columns.update(preprocess_recordings(recordings, config))
     reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
     write_table_atomic(rejects_uri(task.output, task.region, task.index), reject_table)
     write_table_atomic(shard_uri(task.output, task.region, task.index), build_shard_table(columns, config))
@@ -169,8 +223,9 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
 
 
 def preprocess_shard(row: dict, config: PreprocessConfig) -> dict:
-    """Ray Data row function: build the shard of ``row["task"]`` (see :func:`process_shard`)."""
-    return process_shard(row["task"], config)
+    """Ray Data row function: build the shard of the pickled ``row["task"]`` (see
+    :func:`process_shard`)."""
+    return process_shard(pickle.loads(row["task"]), config)
 
 
 def run_preprocessing(
@@ -199,8 +254,10 @@ def run_preprocessing(
     log.info("%d shards planned, %d already complete, %d to write", len(tasks), len(tasks) - len(todo), len(todo))
 
     if todo:
-        # One row per shard; Ray Data keeps the dataclass as an opaque Python object.
-        items = [{"task": t} for t in todo]
+        # One row per shard. Tasks travel pickled (our own objects, made in this
+        # driver): a bytes column is native to Arrow, whereas a dataclass column makes
+        # Ray Data fall back to Python objects (with a conversion traceback in the log).
+        items = [{"task": pickle.dumps(t)} for t in todo]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
         results = dataset.map(preprocess_shard, fn_kwargs={"config": preprocess_config}, **map_kwargs)
@@ -220,11 +277,20 @@ def format_summary(summary: dict) -> str:
     lines.append("events per region / class:")
     for (region, cls), n in sorted(summary["events"].items()):
         lines.append(f"  {region:<10} {cls:<11} {n:>7}")
-    lines.append("rejected recordings per region / reason:")
-    if not summary["rejects"]:
+    if summary.get("components"):
+        lines.append("recordings per region / components / pick source:")
+        for (region, components, pick), n in sorted(summary["components"].items()):
+            lines.append(f"  {region:<10} {components:<10} {pick:<11} {n:>7}")
+    losses = {k: n for k, n in summary["rejects"].items() if k[1] not in NOT_LOSSES}
+    lines.append("rejected (recorded or catalogued, but unusable) per region / reason:")
+    if not losses:
         lines.append("  none")
-    for (region, reason), n in sorted(summary["rejects"].items()):
+    for (region, reason), n in sorted(losses.items()):
         lines.append(f"  {region:<10} {reason:<24} {n:>7}")
+    not_recorded = {k[0]: n for k, n in summary["rejects"].items() if k[1] in NOT_LOSSES}
+    if not_recorded:
+        lines.append("operating stations without data for an event (not a loss): "
+                     + ", ".join(f"{region} {n}" for region, n in sorted(not_recorded.items())))
     if "shards_written" in summary:
         lines.append(f"shards written: {summary['shards_written']}, already complete (skipped): {summary['shards_skipped']}")
     return "\n".join(lines)

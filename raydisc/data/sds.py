@@ -20,7 +20,9 @@ from obspy.clients.filesystem.sds import Client
 from ..config import PreprocessConfig
 from ..storage import is_remote, open_atomic, read_bytes
 from . import layout
-from .ingest import EventInfo, StationInfo, read_catalog
+from .catalog import EventInfo, read_catalog
+from .inventory import StationInfo
+from .recordings import station_distances_km, window_references
 
 SDS_FORMAT = "{year}/{net}/{sta}/{cha}.D/{net}.{sta}.{loc}.{cha}.D.{year}.{doy:03d}"
 #: Extra seconds fetched on each side of a station's window, so that rounding of the
@@ -105,27 +107,32 @@ def read_event_stream(
 ) -> tuple[obspy.Stream, dict[str, str]]:
     """Fetch from an SDS archive the traces that cover each station's window of ``event``.
 
-    The window is the one :func:`raydisc.data.ingest.cut_recordings_from_stream` cuts
-    (around the station's P pick, or the origin time when there is none or the config
-    says so), plus :data:`FETCH_MARGIN_S` on each side. Returns the stream (to be cut by
+    The window is the one :func:`raydisc.data.recordings.cut_recordings_from_stream`
+    cuts (around the station's catalog or predicted P arrival, or the origin time, per
+    the config: :func:`~raydisc.data.recordings.window_references`), plus
+    :data:`FETCH_MARGIN_S` on each side, for every channel of the allowed bands
+    operating at the event time. Returns the stream (to be cut by
     ``cut_recordings_from_stream``) and ``{station key: error}`` for stations whose day
-    files could not be read.
+    files could not be read. A station without a reference (no pick and no coordinates)
+    is not fetched; the cut rejects it with its reason.
     """
     client = client or Client(local_root(sds_root))
     stream = obspy.Stream()
     errors: dict[str, str] = {}
     span = config.window_length_s + 2 * config.padding_s
+    references = window_references(event, stations, station_distances_km(event, stations), config)
     for key, station in sorted(stations.items()):
-        reference = event.origin_time
-        if config.window_reference == "p_arrival":
-            reference = event.picks.get(key, {}).get("P", event.origin_time)
-        start = obspy.UTCDateTime(reference + config.window_start_s - config.padding_s - FETCH_MARGIN_S)
+        reference = references[key]
+        if not isinstance(reference, tuple):
+            continue
+        start = obspy.UTCDateTime(reference[0] + config.window_start_s - config.padding_s - FETCH_MARGIN_S)
         end = start + span + 2 * FETCH_MARGIN_S
-        for component in config.components:
+        for channel in station.channels:
+            if channel.band not in config.channel_priority or not channel.operating(event.origin_time):
+                continue
             try:
-                stream += client.get_waveforms(
-                    station.network, station.station, station.location, station.channels[component], start, end
-                )
+                stream += client.get_waveforms(station.network, station.station, channel.location, channel.code,
+                                               start, end)
             except Exception as exc:  # a corrupt day file loses this station, not the event
                 errors[key] = f"{type(exc).__name__}: {exc}"
     return stream, errors

@@ -25,7 +25,7 @@ from ..config import PreprocessConfig, SplitConfig
 from ..labels import CLASS_NAMES
 from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATASET_FILE = "_dataset.json"
 REJECTS_DIR = "_rejects"
 INPUT_KINDS: tuple[str, ...] = ("spectrogram", "waveform")
@@ -58,6 +58,10 @@ def shard_schema(config: PreprocessConfig) -> pa.Schema:
         pa.field("network", pa.string()),
         pa.field("station", pa.string()),
         pa.field("location", pa.string()),
+        pa.field("channels", pa.string()),
+        pa.field("components", pa.string()),
+        pa.field("pick_source", pa.string()),
+        pa.field("response", pa.string()),
         pa.field("event_type", pa.string()),
         pa.field("label", pa.int8()),
         pa.field("split", pa.string()),
@@ -106,7 +110,7 @@ def build_shard_table(columns: dict[str, np.ndarray | list], config: PreprocessC
     arrays = []
     for f in schema:
         if f.name in INPUT_KINDS:
-            values = np.asarray(columns[f.name], dtype=np.float32).reshape(n, -1)
+            values = np.asarray(columns[f.name], dtype=np.float32).reshape(n, f.type.list_size)
             arrays.append(_fixed_list(values, f.type.list_size))
         elif f.name.endswith("_shape"):
             shape = getattr(config, f.name)
@@ -174,7 +178,9 @@ def read_dataset_info(root: str) -> DatasetInfo:
         raise ShardError(f"{root}: not a shard folder ({DATASET_FILE} missing); run `raydisc preprocess` first")
     data = json.loads(read_bytes(uri))
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise ShardError(f"{root}: shard schema version {data.get('schema_version')}, this raydisc reads {SCHEMA_VERSION}")
+        raise ShardError(f"{root}: shard schema version {data.get('schema_version')}, this raydisc reads {SCHEMA_VERSION} "
+                         "(version 2 added component sets, pick sources and response kinds): preprocess the archive "
+                         "again into a new folder")
     return DatasetInfo(
         schema_version=data["schema_version"],
         preprocess=PreprocessConfig.from_dict(data["preprocess"]),
@@ -229,13 +235,17 @@ def _read_columns(uri: str, columns: list[str]) -> pa.Table:
 
 
 def summarize(root: str) -> dict:
-    """Counts per region, split and class, and rejects per region and reason, read from disk."""
+    """Counts per region, split and class, per region, component set and pick source,
+    and rejects per region and reason, read from disk."""
     recordings: Counter = Counter()
+    components: Counter = Counter()
     events: dict[tuple[str, str], set] = {}
     for uri in shard_files(root):
-        table = _read_columns(uri, ["region", "event_id", "label", "split"]).to_pydict()
-        for region, event_id, label, split in zip(table["region"], table["event_id"], table["label"], table["split"]):
+        table = _read_columns(uri, ["region", "event_id", "label", "split", "components", "pick_source"]).to_pydict()
+        for region, event_id, label, split, comps, pick in zip(table["region"], table["event_id"], table["label"],
+                                                               table["split"], table["components"], table["pick_source"]):
             recordings[(region, split, CLASS_NAMES[label])] += 1
+            components[(region, comps, pick)] += 1
             events.setdefault((region, CLASS_NAMES[label]), set()).add(event_id)
     rejects: Counter = Counter()
     for region in listdir(join(root, REJECTS_DIR)):
@@ -245,6 +255,7 @@ def summarize(root: str) -> dict:
                 rejects.update((region, r) for r in table.column("reason").to_pylist())
     return {
         "recordings": dict(recordings),
+        "components": dict(components),
         "events": {k: len(v) for k, v in events.items()},
         "rejects": dict(rejects),
     }

@@ -35,15 +35,18 @@ from safetensors.torch import save as _st_save
 from torch import nn
 
 from .. import storage
-from ..config import ConfigError, PreprocessConfig
+from ..config import ConfigError, PreprocessConfig, fingerprint_of
 from ..labels import CLASS_NAMES, EVENT_TYPE_TO_CLASS
 from ..models import MODELS, build_model, input_kind_of, input_shape_of, resolve_hparams
 from .fused import FusedEnsemble, fuse_ensemble
 from .voting import best_member as _best_member
 from .voting import ensemble_spread, soft_vote
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+#: Format 2: models read presence planes of the components (vertical-only stations),
+#: and the preprocessing config holds the raw-data fields (channels, picks, response).
+#: Format 1 bundles load as they were made (no presence planes; sensitivity only).
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 MANIFEST_FILE = "bundle.json"
 MEMBER_DIR = "members"
 REQUIRED_MEMBER_METRICS = ("seed", "validation_loss", "validation_accuracy")
@@ -346,6 +349,11 @@ def read_manifest(uri: str) -> dict[str, Any]:
     missing = [k for k in required if k not in manifest]
     if missing:
         raise BundleError(f"bundle {uri}: {MANIFEST_FILE} lacks field(s) {missing}")
+    if version == 1:
+        # Made before component sets: its models read no presence planes, and its
+        # preprocessing divided by the overall sensitivity alone.
+        manifest["hparams"] = {"presence_mask": False, **manifest["hparams"]}
+        manifest["preprocess_config"] = {"response_removal": "sensitivity", **manifest["preprocess_config"]}
     if manifest["architecture"] not in MODELS:
         raise BundleError(
             f"bundle {uri}: unknown architecture {manifest['architecture']!r}; known models: {sorted(MODELS)}"
@@ -366,8 +374,9 @@ def load_bundle(
 
     Members are rebuilt from the manifest's architecture and hyper-parameters, their
     weights read from safetensors (checked against the SHA-256 recorded at save time),
-    moved to ``map_location`` and put in eval mode. If ``expected_preprocess`` is given,
-    the bundle's preprocessing config must equal it. Any problem raises
+    moved to ``map_location`` and put in eval mode. If ``expected_preprocess`` is given
+    (the data's), the bundle's preprocessing config must make the same model input
+    (:data:`raydisc.config.MODEL_FIELDS`; how raw data is read may differ). Any problem raises
     :class:`BundleError` naming the bundle and what is wrong.
     """
     manifest = read_manifest(uri)
@@ -375,17 +384,18 @@ def load_bundle(
         config = PreprocessConfig.from_dict(manifest["preprocess_config"])
     except (ConfigError, TypeError) as exc:
         raise BundleError(f"bundle {uri}: invalid preprocess_config ({exc})") from None
-    if config.fingerprint() != manifest["preprocess_fingerprint"]:
+    stored = {k: v for k, v in manifest["preprocess_config"].items()
+              if manifest["format_version"] != 1 or k != "response_removal"}
+    if fingerprint_of(stored) != manifest["preprocess_fingerprint"]:
         raise BundleError(
             f"bundle {uri}: preprocess_config does not match its preprocess_fingerprint "
             f"{manifest['preprocess_fingerprint']} (edited by hand, or written by another raydisc version)"
         )
-    if expected_preprocess is not None and expected_preprocess != config:
-        theirs, ours = config.to_dict(), expected_preprocess.to_dict()
-        diffs = [f"{k}: bundle {theirs[k]!r} != expected {ours[k]!r}" for k in ours if theirs.get(k) != ours[k]]
+    diffs = config.model_differences(expected_preprocess) if expected_preprocess is not None else []
+    if diffs:
         raise BundleError(
-            f"bundle {uri}: preprocessing config differs from the expected one in {len(diffs)} field(s): "
-            + "; ".join(diffs)
+            f"bundle {uri}: its model input differs from the expected preprocessing in {len(diffs)} field(s): "
+            + "; ".join(f"{k}: bundle {mine!r} != expected {theirs!r}" for k, mine, theirs in diffs)
         )
 
     architecture = manifest["architecture"]

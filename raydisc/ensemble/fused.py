@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..models._common import with_presence_mask
 from ..models.spectrogram_cnn import SpectrogramCNN
 # The residual block's forward (act(body(x) + skip(x))) is what GroupedWaveformCNN redoes.
 from ..models.waveform_cnn import WaveformCNN, _ResidualBlock1d
@@ -303,6 +304,13 @@ def _same(values: Sequence[object], what: str) -> None:
 # --------------------------------------------------------------------------- architectures
 
 
+def _presence_mask(members: Sequence[nn.Module]) -> bool:
+    """Whether the members read presence planes (:func:`~raydisc.models._common.with_presence_mask`)."""
+    flags = [bool(getattr(m, "presence_mask", False)) for m in members]
+    _same(flags, "presence masks")
+    return flags[0]
+
+
 class GroupedSpectrogramCNN(FusedEnsemble):
     """All members of a :class:`~raydisc.models.SpectrogramCNN` ensemble as one network.
 
@@ -341,8 +349,11 @@ class GroupedSpectrogramCNN(FusedEnsemble):
         self.pooled_shape = members[0].pool.output_size
         self.head = _GroupedHead([m.head for m in members])
         self.n_members = len(members)
+        self.presence_mask = _presence_mask(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.presence_mask:
+            x = with_presence_mask(x).contiguous(memory_format=torch.channels_last)
         for conv, pool in zip(self.convs, self.pools):
             x = _max_pool_relu(conv(x), pool)
         x = F.adaptive_avg_pool2d(x, self.pooled_shape)  # (b, M * C, ph, pw)
@@ -398,8 +409,11 @@ class GroupedWaveformCNN(FusedEnsemble):
             raise NotFusableError("the pooling layer is not a global AdaptiveAvgPool1d(1)")
         self.head = _GroupedHead([m.head for m in members])
         self.n_members = len(members)
+        self.presence_mask = _presence_mask(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.presence_mask:
+            x = with_presence_mask(x)
         # (b, C, n) -> (b, C, 1, n) channels-last, the layout the 2-D kernels run fastest.
         x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         x = self.stem(x).relu_()

@@ -17,6 +17,8 @@ Written to ``out_dir`` (default ``{bundle}/../evaluation-{split}``)::
                                   model in {best_member, ensemble}, level in {station, event}
     summary.csv                   the compact table: {best single, ensemble} x {station acc, event acc}
     member_accuracy.csv           every member's station and event accuracy
+    accuracy_by_group.csv         station accuracy per component set (Z, ZNE, ...), pick
+                                  source (catalog, predicted) and response kind
     confusion_{model}_{level}.png confusion matrices (counts and row-normalised)
     reliability.png               reliability diagram, ensemble vs best member (station level)
     spread.png                    ensemble spread of correct and incorrect station verdicts
@@ -33,9 +35,13 @@ import pandas as pd
 from .. import storage
 from ..data.shards import ShardError, read_dataset_info
 from ..ensemble.voting import aggregate_events, ensemble_spread, soft_vote
+from ..features import drop_components
 from .metrics import classification_report, report_table
 
-META_COLUMNS = ("event_id", "region", "network", "station", "location", "label", "distance_km", "magnitude")
+META_COLUMNS = ("event_id", "region", "network", "station", "location", "label", "distance_km", "magnitude",
+                "components", "pick_source", "response")
+#: Station-level accuracy is broken down by these columns (``accuracy_by_group.csv``).
+GROUP_COLUMNS = ("components", "pick_source", "response")
 MODELS = ("best_member", "ensemble")
 LEVELS = ("station", "event")
 
@@ -48,7 +54,8 @@ class EvaluationResult:
     members)"]``, columns ``["station acc", "event acc"]`` (fractions).
     ``reports``: ``{(model, level): classification_report dict}``.
     ``metrics``: tidy table of all reports. ``stations`` / ``events``: the prediction
-    tables written as Parquet. ``out_dir``: where the files are.
+    tables written as Parquet. ``out_dir``: where the files are. ``groups``:
+    :func:`accuracy_by_group`.
     """
 
     summary: pd.DataFrame
@@ -57,9 +64,11 @@ class EvaluationResult:
     stations: pd.DataFrame
     events: pd.DataFrame
     out_dir: str
+    groups: pd.DataFrame | None = None
 
     def format(self) -> str:
-        return format_summary(self.summary)
+        text = format_summary(self.summary)
+        return text if self.groups is None or self.groups.empty else text + "\n" + format_groups(self.groups)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -83,7 +92,7 @@ class _Predictor:
     """Ray Data actor: loads the bundle once, then maps batches of shard rows to the
     members' class probabilities, shape ``(B, n_members, n_classes)``, plus metadata."""
 
-    def __init__(self, bundle_uri: str, preprocess: dict, torch_threads: int = 1) -> None:
+    def __init__(self, bundle_uri: str, preprocess: dict, torch_threads: int = 1, vertical_only: bool = False) -> None:
         import torch
 
         from ..config import PreprocessConfig
@@ -91,13 +100,19 @@ class _Predictor:
 
         torch.set_num_threads(torch_threads)
         self.bundle = load_bundle(bundle_uri, expected_preprocess=PreprocessConfig.from_dict(preprocess))
+        self.vertical_only = vertical_only
 
     def __call__(self, batch):
         from ..data.shards import decode_inputs
 
         out = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in META_COLUMNS}
         x = decode_inputs(batch, self.bundle.input_kind)
-        if not x.flags.writeable:
+        if self.vertical_only:
+            keep = np.zeros((len(x), 3), dtype=bool)
+            keep[:, 0] = True
+            x = drop_components(x, self.bundle.input_kind, keep)
+            out["components"] = np.full(len(x), "Z", dtype=object)
+        elif not x.flags.writeable:
             # A zero-copy view of the Arrow buffer; torch wants memory it may write.
             x = x.copy()
         # (n_members, B, C) -> (B, n_members, C): a Ray Data row is one recording.
@@ -106,8 +121,10 @@ class _Predictor:
 
 
 def predict_split(bundle, shards: str, regions: Sequence[str], split: str, *, batch_size: int = 256,
-                  concurrency: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
-    """Every member's probabilities for the ``split`` recordings of ``regions``.
+                  concurrency: int = 1, vertical_only: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every member's probabilities for the ``split`` recordings of ``regions``
+    (``vertical_only``: each recording with its horizontals dropped, as a vertical-only
+    station would have recorded it: :func:`raydisc.features.drop_components`).
 
     ``bundle``: a loaded :class:`~raydisc.ensemble.bundle.EnsembleBundle` (its URI is
     re-loaded in the actors). Returns ``(metadata, member_probs)``: a DataFrame of
@@ -119,7 +136,8 @@ def predict_split(bundle, shards: str, regions: Sequence[str], split: str, *, ba
     kind = bundle.input_kind
     ds = read_split(shards, regions, split, [*META_COLUMNS, kind, f"{kind}_shape"]).map_batches(
         _Predictor,
-        fn_constructor_kwargs={"bundle_uri": bundle.uri, "preprocess": bundle.preprocess_config.to_dict()},
+        fn_constructor_kwargs={"bundle_uri": bundle.uri, "preprocess": bundle.preprocess_config.to_dict(),
+                               "vertical_only": vertical_only},
         batch_format="pyarrow",
         batch_size=batch_size,
         concurrency=concurrency,
@@ -169,6 +187,7 @@ def evaluate(
     batch_size: int = 256,
     concurrency: int = 1,
     plots: bool = True,
+    vertical_only: bool = False,
 ) -> EvaluationResult:
     """Evaluate the bundle at ``bundle_uri`` on the ``split`` recordings of ``regions``.
 
@@ -181,6 +200,8 @@ def evaluate(
     ``best_member``, chosen by validation loss) from its own. Writes the tables and
     figures listed in the module docstring to ``out_dir`` and returns them. Uses Ray Data
     (``concurrency`` predictor actors); needs ``ray.init()`` or starts a local Ray.
+    ``vertical_only``: classify every recording with its horizontals dropped (what the
+    ensemble would say had the stations recorded the vertical only).
     """
     from ..ensemble.bundle import load_bundle
 
@@ -192,7 +213,8 @@ def evaluate(
     names = list(bundle.class_names)
     out_dir = out_dir or default_out_dir(bundle_uri, split)
 
-    meta, member_probs = predict_split(bundle, shards, regions, split, batch_size=batch_size, concurrency=concurrency)
+    meta, member_probs = predict_split(bundle, shards, regions, split, batch_size=batch_size, concurrency=concurrency,
+                                       vertical_only=vertical_only)
     y = meta["label"].to_numpy().astype(np.int64)
     n_members = member_probs.shape[0]
     best = bundle.best_member
@@ -228,6 +250,7 @@ def evaluate(
          "event acc": [reports[(m, "event")]["accuracy"] for m in MODELS]},
         index=[f"best single (member {best})", f"ensemble ({n_members} members)"],
     )
+    groups = accuracy_by_group(meta, probs, names)
     member_rows = []
     for m in range(n_members):
         _, ev = aggregate_events(keys, member_probs[m], rule=event_rule)
@@ -242,6 +265,7 @@ def evaluate(
     storage.write_frame(storage.join(out_dir, "metrics.parquet"), metrics)
     storage.write_frame(storage.join(out_dir, "summary.csv"), summary.rename_axis("model").reset_index())
     storage.write_frame(storage.join(out_dir, "member_accuracy.csv"), pd.DataFrame(member_rows))
+    storage.write_frame(storage.join(out_dir, "accuracy_by_group.csv"), groups)
     if plots:
         from .plots import plot_confusion_matrix, plot_reliability_from_probs, plot_spread_histogram
 
@@ -254,7 +278,35 @@ def evaluate(
                                     title=f"Reliability, station level, {split} split")
         plot_spread_histogram(spread, probs["ensemble"].argmax(axis=1) == y, storage.join(out_dir, "spread.png"))
     return EvaluationResult(summary=summary, reports=reports, metrics=metrics, stations=stations, events=events,
-                            out_dir=out_dir)
+                            out_dir=out_dir, groups=groups)
 
 
-__all__ = ["EvaluationResult", "META_COLUMNS", "default_out_dir", "evaluate", "format_summary", "predict_split"]
+def accuracy_by_group(meta: pd.DataFrame, probs: dict[str, np.ndarray], class_names: Sequence[str]) -> pd.DataFrame:
+    """Station-level accuracy and balanced accuracy of each model per value of each of
+    :data:`GROUP_COLUMNS` (e.g. components ``Z`` vs ``ZNE``, pick source ``catalog`` vs
+    ``predicted``): rows ``(group, value, model, recordings, accuracy,
+    balanced_accuracy)``."""
+    y = meta["label"].to_numpy().astype(np.int64)
+    rows = []
+    for column in GROUP_COLUMNS:
+        values = meta[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            rows_of = values == value
+            for model, p in probs.items():
+                report = classification_report(y[rows_of], p[rows_of], class_names)
+                rows.append({"group": column, "value": value, "model": model, "recordings": int(rows_of.sum()),
+                             "accuracy": report["accuracy"], "balanced_accuracy": report["balanced_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def format_groups(groups: pd.DataFrame) -> str:
+    """:func:`accuracy_by_group` as text: one line per group value, ensemble and best single."""
+    lines = ["station accuracy by component set / pick source / response (ensemble, best single):"]
+    for (column, value), part in groups.groupby(["group", "value"], sort=True):
+        by_model = part.set_index("model")
+        lines.append(f"  {column:<12} {value:<10} {int(by_model['recordings'].iloc[0]):>6} recordings  "
+                     + "  ".join(f"{100 * by_model.loc[m, 'accuracy']:5.1f}%" for m in ("ensemble", "best_member")))
+    return "\n".join(lines)
+
+
+__all__ = ["EvaluationResult", "GROUP_COLUMNS", "META_COLUMNS", "accuracy_by_group", "format_groups", "default_out_dir", "evaluate", "format_summary", "predict_split"]

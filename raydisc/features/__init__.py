@@ -1,4 +1,4 @@
 """Model inputs from station recordings: the one preprocessing function."""
-from .preprocess import preprocess, cut_window_samples
+from .preprocess import cut_window_samples, drop_components, preprocess
 
-__all__ = ["preprocess", "cut_window_samples"]
+__all__ = ["preprocess", "cut_window_samples", "drop_components"]

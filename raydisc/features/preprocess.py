@@ -1,7 +1,11 @@
 """The one preprocessing function shared by training, evaluation, reprocessing and serving.
 
 Everything here is vectorized over a batch of recordings that share a sampling rate:
-no Python loop runs over traces or samples.
+no Python loop runs over traces or samples. Recordings may lack components (a
+vertical-only station): ``present`` says which are there, and absent ones are zero in
+the output and left out of its normalisation, so a Z-only recording gives the same
+vertical channel as the same station's 3-component recording with the horizontals
+dropped (:func:`drop_components` does that to training inputs).
 """
 from __future__ import annotations
 
@@ -55,33 +59,73 @@ def _taper(n: int, fraction: float) -> np.ndarray:
     return signal.windows.tukey(n, alpha=2 * fraction) if fraction > 0 else np.ones(n)
 
 
-def _bandpass_and_resample(x: np.ndarray, sampling_rate: float, config: PreprocessConfig) -> np.ndarray:
-    """Zero-phase band-pass and resampling to ``config.target_rate_hz`` in one FFT round trip.
+def output_bins(n: int, sampling_rate: float, config: PreprocessConfig) -> int:
+    """rfft bins of an ``n``-sample raw window that survive resampling to the target
+    rate (0 .. target Nyquist): the bins an inverse response is needed for."""
+    n_out = int(round(n * config.target_rate_hz / sampling_rate))
+    return min(n // 2 + 1, n_out // 2 + 1)
+
+
+def _bandpass_and_resample(x: np.ndarray, sampling_rate: float, config: PreprocessConfig,
+                           inverse_response: np.ndarray | None = None) -> np.ndarray:
+    """Zero-phase band-pass, instrument correction and resampling to
+    ``config.target_rate_hz`` in one FFT round trip.
 
     The band-pass removes everything above ``freqmax_hz`` (< the target Nyquist), so
-    truncating the spectrum at the target Nyquist frequency resamples without aliasing.
-    The taper has brought both ends to zero, so the FFT's circular wrap-around only
-    touches the padding that is cut off afterwards.
+    truncating the spectrum at the target Nyquist frequency resamples without aliasing;
+    the inverse response (``(batch, 3, output_bins)`` complex, m/s per count) is applied
+    to the kept bins only. The taper has brought both ends to zero, so the FFT's
+    circular wrap-around only touches the padding that is cut off afterwards.
     """
     n = x.shape[-1]
     n_out = int(round(n * config.target_rate_hz / sampling_rate))
-    spectrum = np.fft.rfft(x, axis=-1) * _bandpass_gain(n, float(sampling_rate), config)
-    n_keep = min(spectrum.shape[-1], n_out // 2 + 1)
-    return np.fft.irfft(spectrum[..., :n_keep], n=n_out, axis=-1) * (n_out / n)
+    n_keep = output_bins(n, sampling_rate, config)
+    spectrum = np.fft.rfft(x, axis=-1)[..., :n_keep]
+    spectrum *= _bandpass_gain(n, float(sampling_rate), config)[:n_keep]
+    if inverse_response is not None:
+        spectrum *= inverse_response
+    return np.fft.irfft(spectrum, n=n_out, axis=-1) * (n_out / n)
 
 
-def _log_spectrogram(x: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """(B, 3, n_samples) -> normalised log10 STFT power, (B, 3, n_freq, n_time)."""
+def _log_spectrogram(x: np.ndarray, present: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """(B, 3, n_samples) -> log10 STFT power normalised over the present components
+    (``present``: bool (B, 3)), absent components zero: (B, 3, n_freq, n_time)."""
     n_win, hop = config.stft_window_samples, config.stft_hop_samples
     frames = np.lib.stride_tricks.sliding_window_view(x, n_win, axis=-1)[..., ::hop, :]
     spectrum = np.fft.rfft(frames * signal.windows.hann(n_win, sym=False), axis=-1)
     power = np.abs(spectrum) ** 2  # (B, 3, n_time, n_freq)
     floor = _LOG_FLOOR_RELATIVE * power.max(axis=(1, 2, 3), keepdims=True) + np.finfo(float).tiny
     log_power = np.log10(power + floor)
-    mean = log_power.mean(axis=(1, 2, 3), keepdims=True)
-    std = log_power.std(axis=(1, 2, 3), keepdims=True)
-    normalised = (log_power - mean) / np.maximum(std, 1e-6)
-    return np.swapaxes(normalised, -1, -2)
+    return np.swapaxes(_standardize(log_power, present), -1, -2)
+
+
+def _standardize(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation over the present components of each recording
+    (``values`` (B, 3, ...), ``present`` bool (B, 3)); absent components become 0."""
+    weight = present.reshape(*present.shape, *[1] * (values.ndim - 2)).astype(values.dtype)
+    count = np.maximum(weight.sum(axis=1, keepdims=True) * np.prod(values.shape[2:]), 1)
+    axes = tuple(range(1, values.ndim))
+    mean = (values * weight).sum(axis=axes, keepdims=True) / count
+    var = (((values - mean) * weight) ** 2).sum(axis=axes, keepdims=True) / count
+    return (values - mean) / np.maximum(np.sqrt(var), 1e-6) * weight
+
+
+def drop_components(x: np.ndarray, kind: str, keep: np.ndarray) -> np.ndarray:
+    """Model inputs as if only the ``keep`` components (bool ``(B, 3)``) had been
+    recorded: the others zeroed, the rest normalised again over what is kept (a
+    spectrogram re-standardised, a waveform divided by its new peak). Since both
+    normalisations are affine per recording this equals preprocessing the kept
+    components alone, up to the spectrogram's log floor. ``x``: ``(B, 3, ...)`` float32
+    inputs of ``kind`` (``"spectrogram"`` or ``"waveform"``); returns a new array."""
+    keep = np.asarray(keep, dtype=bool)
+    if kind == "spectrogram":
+        present = keep & (np.abs(x).reshape(*x.shape[:2], -1).max(axis=-1) > 0)
+        return _standardize(x.astype(np.float64), present).astype(np.float32)
+    if kind != "waveform":
+        raise ValueError(f"unknown input kind {kind!r}")
+    kept = x * keep.reshape(*keep.shape, *[1] * (x.ndim - 2))
+    peak = np.abs(kept).max(axis=tuple(range(1, x.ndim)), keepdims=True)
+    return (kept / np.where(peak > 0, peak, 1.0)).astype(np.float32)
 
 
 def preprocess(
@@ -89,21 +133,33 @@ def preprocess(
     sampling_rate: float,
     sensitivity: np.ndarray,
     config: PreprocessConfig,
+    *,
+    present: np.ndarray | None = None,
+    inverse_response: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Turn raw 3-component recordings into the model inputs.
+    """Turn raw station recordings into the model inputs.
 
     Parameters
     ----------
     counts:
-        Raw digitizer counts, shape ``(batch, 3, n)`` with components ordered as
-        ``config.components`` and ``n == cut_window_samples(sampling_rate, config)``:
-        the window from ``reference + window_start_s - padding_s`` on.
+        Raw digitizer counts, shape ``(batch, 3, n)`` with components Z, N, E
+        (``config.components``; zeros where absent) and
+        ``n == cut_window_samples(sampling_rate, config)``: the window from
+        ``reference + window_start_s - padding_s`` on.
     sampling_rate:
         Sampling rate of ``counts`` in Hz (one rate per call; group by rate).
     sensitivity:
-        Overall instrument sensitivity in counts per (m/s), shape ``(batch, 3)``.
+        Overall instrument sensitivity in counts per (m/s), shape ``(batch, 3)``; used
+        for the components that ``inverse_response`` does not cover.
     config:
         The preprocessing configuration (travels inside shards and bundles).
+    present:
+        bool ``(batch, 3)``: the components recorded (default: all).
+    inverse_response:
+        complex ``(batch, 3, output_bins(n, sampling_rate, config))``: the inverse
+        velocity response (m/s per count, water level applied) at the first rfft bins
+        of the raw window, or None to divide by ``sensitivity`` alone. Rows of
+        components without a full response hold ``1 / sensitivity``.
 
     Returns
     -------
@@ -111,6 +167,7 @@ def preprocess(
     ``"waveform"``: float32 ``(batch, 3, config.n_samples)`` (see PreprocessConfig).
     """
     counts = np.asarray(counts)
+    present = np.ones(counts.shape[:2], dtype=bool) if present is None else np.asarray(present, dtype=bool)
     if counts.ndim != 3 or counts.shape[1] != 3:
         raise ValueError(f"counts must have shape (batch, 3, n), got {counts.shape}")
     expected = cut_window_samples(sampling_rate, config)
@@ -119,16 +176,22 @@ def preprocess(
             f"counts have {counts.shape[-1]} samples per component; {expected} expected for "
             f"{sampling_rate} Hz and a {config.window_length_s} s window with {config.padding_s} s padding"
         )
+    if present.shape != counts.shape[:2] or not present[:, 0].all():
+        raise ValueError(f"present must be bool (batch, 3) with the vertical present, got shape {present.shape}")
     sensitivity = np.asarray(sensitivity, dtype=np.float64).reshape(counts.shape[0], 3, 1)
     if np.any(~np.isfinite(sensitivity)) or np.any(sensitivity == 0):
         raise ValueError("sensitivity must be finite and non-zero")
 
-    # Every step up to the resampling is linear, so the division by the sensitivity is
-    # done on the short resampled output instead of the long raw window.
     raw = counts.astype(np.float64, copy=True)
     _detrend_linear_inplace(raw)
     raw *= _taper(raw.shape[-1], config.taper_fraction)
-    velocity = _bandpass_and_resample(raw, float(sampling_rate), config) / sensitivity
+    if inverse_response is None:
+        # Every step up to the resampling is linear, so the division by the sensitivity
+        # is done on the short resampled output instead of the long raw window.
+        velocity = _bandpass_and_resample(raw, float(sampling_rate), config) / sensitivity
+    else:
+        velocity = _bandpass_and_resample(raw, float(sampling_rate), config, inverse_response)
+    velocity *= present[..., None]
 
     pad = int(round(config.padding_s * config.target_rate_hz))
     window = velocity[..., pad : pad + config.n_samples]
@@ -137,5 +200,5 @@ def preprocess(
 
     peak = np.abs(window).max(axis=(1, 2), keepdims=True)
     waveform = window / np.where(peak > 0, peak, 1.0)
-    spectrogram = _log_spectrogram(window, config)
+    spectrogram = _log_spectrogram(window, present, config)
     return {"spectrogram": spectrogram.astype(np.float32), "waveform": waveform.astype(np.float32)}

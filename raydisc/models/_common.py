@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Sequence
 
+import torch
 from torch import nn
 
 
@@ -39,3 +40,16 @@ def classifier_head(n_features: int, dense_units: int, dropout: float, n_classes
         nn.Dropout(dropout),
         nn.Linear(dense_units, n_classes),
     )
+
+
+def with_presence_mask(x: torch.Tensor) -> torch.Tensor:
+    """``(b, C, ...)`` -> ``(b, 2C, ...)``: the input, then per component a constant
+    plane that is 1 where the component was recorded and 0 where it is absent.
+
+    Preprocessing zeroes the components a station did not record (a vertical-only
+    station's N and E), so "absent" is "all zero"; the planes tell the network so
+    explicitly, and one model serves vertical-only and 3-component stations.
+    """
+    present = x.flatten(2).abs().amax(dim=2) > 0  # (b, C)
+    planes = present.to(x.dtype).reshape(*present.shape, *[1] * (x.ndim - 2)).expand_as(x)
+    return torch.cat([x, planes], dim=1)

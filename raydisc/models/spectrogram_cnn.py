@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ._common import check_common, classifier_head, keyword_defaults
+from ._common import check_common, classifier_head, keyword_defaults, with_presence_mask
 
 
 class SpectrogramCNN(nn.Module):
@@ -23,7 +23,10 @@ class SpectrogramCNN(nn.Module):
     fixed ``pooled_shape`` (frequency, time), so any window length or STFT setting works
     with the same head.
 
-    Trainable parameters with default hyper-parameters and 2 classes: 56,658.
+    ``presence_mask``: the first convolution also reads one constant plane per component
+    saying whether it was recorded (see :func:`~raydisc.models._common.with_presence_mask`).
+
+    Trainable parameters with default hyper-parameters and 2 classes: 57,090.
     """
 
     input_kind = "spectrogram"
@@ -40,6 +43,7 @@ class SpectrogramCNN(nn.Module):
         pooled_shape: Sequence[int] = (2, 4),
         dense_units: int = 64,
         dropout: float = 0.3,
+        presence_mask: bool = True,
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
@@ -49,9 +53,12 @@ class SpectrogramCNN(nn.Module):
             raise ValueError(f"pooled_shape must be two positive integers, got {tuple(pooled_shape)}")
         self.input_shape = tuple(int(v) for v in input_shape)
         self.in_channels = self.input_shape[0]
+        self.presence_mask = bool(presence_mask)
+        # With the presence mask, the first convolution also reads one plane per component.
+        first_in = 2 * self.in_channels if self.presence_mask else self.in_channels
 
         blocks: list[nn.Module] = []
-        c_in = self.in_channels
+        c_in = first_in
         for c_out in channels:
             blocks += [
                 # No conv bias: the batchnorm shift that follows makes it redundant.
@@ -77,4 +84,6 @@ class SpectrogramCNN(nn.Module):
             raise ValueError(
                 f"SpectrogramCNN expects (batch, {self.in_channels}, n_freq, n_time), got {tuple(x.shape)}"
             )
+        if self.presence_mask:
+            x = with_presence_mask(x)
         return self.head(self.pool(self.features(x)))

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ._common import check_common, classifier_head, keyword_defaults
+from ._common import check_common, classifier_head, keyword_defaults, with_presence_mask
 
 
 class _ResidualBlock1d(nn.Module):
@@ -48,7 +48,10 @@ class WaveformCNN(nn.Module):
     stride-2 blocks) to 113 steps of 0.8 s before the global pooling; the global pooling
     makes the network independent of the window length.
 
-    Trainable parameters with default hyper-parameters and 2 classes: 74,226.
+    ``presence_mask``: the stem also reads one constant plane per component saying whether
+    it was recorded (see :func:`~raydisc.models._common.with_presence_mask`).
+
+    Trainable parameters with default hyper-parameters and 2 classes: 74,658.
     """
 
     input_kind = "waveform"
@@ -66,6 +69,7 @@ class WaveformCNN(nn.Module):
         kernel_size: int = 5,
         dense_units: int = 32,
         dropout: float = 0.3,
+        presence_mask: bool = True,
     ) -> None:
         super().__init__()
         if len(input_shape) != 2:
@@ -75,9 +79,12 @@ class WaveformCNN(nn.Module):
             raise ValueError("stem_channels must be positive and stem_kernel_size a positive odd integer")
         self.input_shape = tuple(int(v) for v in input_shape)
         self.in_channels = self.input_shape[0]
+        self.presence_mask = bool(presence_mask)
+        # With the presence mask, the first convolution also reads one plane per component.
+        first_in = 2 * self.in_channels if self.presence_mask else self.in_channels
 
         self.stem = nn.Sequential(
-            nn.Conv1d(self.in_channels, stem_channels, stem_kernel_size, stride=2,
+            nn.Conv1d(first_in, stem_channels, stem_kernel_size, stride=2,
                       padding=stem_kernel_size // 2, bias=False),
             nn.BatchNorm1d(stem_channels),
             nn.ReLU(inplace=True),
@@ -100,4 +107,6 @@ class WaveformCNN(nn.Module):
         """``x``: ``(batch, components, n_samples)`` -> logits ``(batch, n_classes)``."""
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"WaveformCNN expects (batch, {self.in_channels}, n_samples), got {tuple(x.shape)}")
+        if self.presence_mask:
+            x = with_presence_mask(x)
         return self.head(self.pool(self.blocks(self.stem(x))))

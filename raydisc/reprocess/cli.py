@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import add_raw_data_arguments, raw_data_from_args
 from .pipeline import ReprocessConfig, format_summary, reprocess_archives
 from .sources import WAVEFORM_FORMATS, RegionSource, sources_from_archive
 
@@ -36,6 +37,8 @@ def add_reprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-actor", type=float, default=None,
                         help="default: 1 when the cluster has GPUs, else 0")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
+    # How this archive's raw data is read; unset options keep the bundle's settings.
+    add_raw_data_arguments(parser)
 
 
 def sources_from_args(args: argparse.Namespace) -> list[RegionSource]:
@@ -69,7 +72,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
                              cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.gpus_per_actor)
     init_ray(args.address)
     # Ray Data's progress bars show the stream; one summary line per region follows.
-    summary = reprocess_archives(sources, args.bundle, args.output, config)
+    summary = reprocess_archives(sources, args.bundle, args.output, config, reading=raw_data_from_args(args))
     print(format_summary(summary))
     return 0
 

@@ -58,12 +58,17 @@ def verdict_event_type(class_index: int) -> str:
 
 def station_schema(class_names, n_members: int) -> pa.Schema:
     """Station-level results; probabilities are dimensionless, ``member_probabilities``
-    is ``(n_members, n_classes)`` per row, ``distance_km`` epicentral (km), rate in Hz."""
+    is ``(n_members, n_classes)`` per row, ``distance_km`` epicentral (km, NaN without
+    station coordinates), rate in Hz; ``components`` the ones recorded (``ZNE``, ``Z``,
+    ...), ``pick_source`` where the window's P arrival came from (``catalog``,
+    ``predicted``, ``origin``), ``response`` what instrument correction was possible
+    (``full``, ``sensitivity``, ``none``)."""
     n_classes = len(class_names)
     return pa.schema(
         [
             ("event_id", pa.string()), ("region", pa.string()), ("network", pa.string()),
             ("station", pa.string()), ("location", pa.string()),
+            ("components", pa.string()), ("pick_source", pa.string()), ("response", pa.string()),
             ("origin_time", pa.timestamp("ms", tz="UTC")), ("catalog_type", pa.string()),
             ("catalog_class", pa.int8()), ("distance_km", pa.float64()), ("sampling_rate", pa.float64()),
             *[(c, pa.float64()) for c in prob_columns(class_names)],

@@ -37,10 +37,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..config import PreprocessConfig
+from ..config import PreprocessConfig, with_raw_data
 from ..data.ingest import (CatalogEntry, EventInfo, IngestError, Recording, Reject, StationInfo, index_catalog,
                            parse_catalog_entries_isolating, read_stations)
 from ..data.pipeline import preprocess_recordings
+from ..data.records import NOT_LOSSES
 from ..data.shards import write_table_atomic
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, read_manifest, soft_vote
 from ..models import input_kind_of
@@ -53,8 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Metadata columns carried with every recording through the pipeline: the station's,
 #: then its event's (parsed in the worker; ``catalog_class`` -1 = type not in the label map).
-_META = ("event_id", "region", "network", "station", "location", "distance_km", "sampling_rate",
-         "input_sha256", "source", "origin_time", "magnitude", "catalog_type", "catalog_class")
+_META = ("event_id", "region", "network", "station", "location", "components", "pick_source", "response",
+         "distance_km", "sampling_rate", "input_sha256", "source", "origin_time", "magnitude", "catalog_type", "catalog_class")
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,14 @@ class BundleInfo:
     preprocess: PreprocessConfig
 
     @classmethod
-    def read(cls, uri: str) -> "BundleInfo":
+    def read(cls, uri: str, reading: dict | None = None) -> "BundleInfo":
+        """The bundle at ``uri``; ``reading``: raw-data fields of its preprocessing config
+        to replace for this archive (channel priority, pick source, ...; see
+        :func:`raydisc.config.with_raw_data`)."""
         manifest = read_manifest(uri)
+        preprocess = with_raw_data(PreprocessConfig.from_dict(manifest["preprocess_config"]), reading or {})
         return cls(uri, manifest["bundle_id"], tuple(manifest["class_names"]), len(manifest["members"]),
-                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]),
-                   PreprocessConfig.from_dict(manifest["preprocess_config"]))
+                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]), preprocess)
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig,
                 kept.append(r)
                 inputs.append(values[i])
                 continue
-            rejects.append(Reject(r.event.region, r.event.event_id, r.station.key, reason, detail,
+            rejects.append(Reject(r.event.region, r.event.event_id, r.key, reason, detail,
                                   source.waveform_uri(r.event.event_id)))
     return kept, inputs, rejects
 
@@ -214,7 +218,10 @@ def prepare_task(task: ChunkTask) -> dict:
         "region": np.array([region] * n, dtype=object),
         "network": np.array([r.station.network for r in recordings], dtype=object),
         "station": np.array([r.station.station for r in recordings], dtype=object),
-        "location": np.array([r.station.location for r in recordings], dtype=object),
+        "location": np.array([r.location for r in recordings], dtype=object),
+        "components": np.array([r.components for r in recordings], dtype=object),
+        "pick_source": np.array([r.pick_source for r in recordings], dtype=object),
+        "response": np.array([r.response_kind for r in recordings], dtype=object),
         "distance_km": np.array([r.distance_km for r in recordings], dtype=np.float64),
         "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
         "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
@@ -375,7 +382,7 @@ def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str
         plan = RegionPlan(source)
         try:
             entries = index_catalog(source.catalog)
-            stations = read_stations(source.inventory, bundle.preprocess.components)
+            stations = read_stations(source.inventory)
         except IngestError as exc:
             what = "catalog" if source.catalog in str(exc) else "inventory"
             plan.error = Reject(source.region, "*", "*", f"unreadable_{what}", str(exc),
@@ -461,6 +468,7 @@ def reprocess_archives(
     output: str,
     config: ReprocessConfig = ReprocessConfig(),
     progress: Callable[[dict], None] | None = None,
+    reading: dict | None = None,
 ) -> dict:
     """Classify every event and station recording of ``sources`` with the bundle at
     ``bundle_uri``; write the tables, annotated catalogs and review lists under
@@ -472,11 +480,13 @@ def reprocess_archives(
     ``{"regions": {region: {...}}, "totals": {...}}`` with per region the events in the
     catalog, chunks written / skipped, recordings ``processed`` (this run), ``skipped``
     (already done), ``failed`` (failure rows), events classified and contradictions.
+    ``reading``: how this archive's raw data is read, where it differs from the bundle's
+    training data (:func:`raydisc.config.with_raw_data`).
     """
     regions = [s.region for s in sources]
     if len(set(regions)) != len(regions):
         raise ValueError(f"region names must be unique, got {regions}")
-    bundle = BundleInfo.read(bundle_uri)
+    bundle = BundleInfo.read(bundle_uri, reading)
     outputs.claim_output(output, read_manifest(bundle_uri))
     plans = plan_chunks(sources, bundle, output, config.events_per_chunk)
     todo, done_before = [], set()
@@ -512,8 +522,10 @@ def _finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, do
     for plan in plans:
         region = plan.source.region
         failures = outputs.read_results(output, "failures", [region])
+        reasons = failures.column("reason").to_pylist() if failures is not None else []
+        not_recorded = sum(r in NOT_LOSSES for r in reasons)
         row = {"events": sum(len(t.entries) for t in plan.tasks), "chunks_written": 0, "chunks_skipped": 0,
-               "processed": 0, "skipped": 0, "failed": failures.num_rows if failures is not None else 0,
+               "processed": 0, "skipped": 0, "failed": len(reasons) - not_recorded, "not_recorded": not_recorded,
                "events_classified": 0, "contradictions": 0}
         if plan.error is not None:
             row["error"] = plan.error.reason
@@ -531,7 +543,7 @@ def _finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, do
                                                          join(output, "review", f"{region}.txt"))
         summary["regions"][region] = row
         log.info("%s", format_region_line(region, row))
-    keys = ("events", "processed", "skipped", "failed", "events_classified", "contradictions")
+    keys = ("events", "processed", "skipped", "failed", "not_recorded", "events_classified", "contradictions")
     summary["totals"] = {k: sum(r[k] for r in summary["regions"].values()) for k in keys}
     outputs.write_json(join(output, "summary.json"), summary)
     return summary
@@ -542,7 +554,8 @@ def format_region_line(region: str, row: dict) -> str:
     if row.get("error"):
         return f"{region}: not processed ({row['error']}); see failures/{region}/region.parquet"
     return (f"{region}: {row['events_classified']}/{row['events']} events classified, recordings processed "
-            f"{row['processed']}, skipped (already done) {row['skipped']}, failed {row['failed']}; chunks written "
+            f"{row['processed']}, skipped (already done) {row['skipped']}, failed {row['failed']} (plus "
+            f"{row['not_recorded']} operating stations without data); chunks written "
             f"{row['chunks_written']}, skipped {row['chunks_skipped']}; {row['contradictions']} contradict the catalog")
 
 

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from starlette.concurrency import run_in_threadpool
 
+from ..data.records import NOT_LOSSES
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, soft_vote
 from ..runtime import reuse_freed_array_memory
 from . import inputs as _inputs
@@ -344,10 +345,9 @@ class Classifier:
         )
 
     async def _classify(self, recordings, rejects, on_reject: str, event_id: str) -> ClassifyResponse:
-        recordings, rate_rejects = _inputs.check_rates(recordings, self.config)
-        rejects = list(rejects) + rate_rejects
-        if rejects and on_reject == "fail":
-            names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in rejects)
+        losses = [r for r in rejects if r.reason not in NOT_LOSSES]
+        if losses and on_reject == "fail":
+            names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in losses)
             raise _HTTPError(422, f"unusable station recording(s): {names}", rejects)
         if not recordings:
             raise _HTTPError(422, "no usable station recording in the request", rejects)
@@ -357,7 +357,7 @@ class Classifier:
             raise _HTTPError(422, f"preprocessing failed: {exc}", rejects) from None
         finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
         if not finite.all():
-            bad = [recordings[i].station.key for i in np.flatnonzero(~finite)]
+            bad = [recordings[i].key for i in np.flatnonzero(~finite)]
             raise _HTTPError(422, f"preprocessing gave non-finite model input for station(s) {bad}", rejects)
         parts = await asyncio.gather(*[m.remote(x) for m in self.models])
         member_probs = np.concatenate(parts, axis=0)  # (n_members, n, n_classes)
@@ -370,7 +370,11 @@ class Classifier:
         _, event_probs = aggregate_events(np.zeros(len(recordings), dtype=int), probs, rule="mean")
         stations = [
             StationResult(
-                station=r.station.key,
+                station=r.key,
+                components=r.components,
+                channels=list(r.channel_codes),
+                pick_source=r.pick_source,
+                response=r.response_kind,
                 probabilities=dict(zip(names, probs[i].tolist())),
                 predicted_label=names[int(probs[i].argmax())],
                 spread=float(spread[i]),

@@ -7,6 +7,7 @@ cutting rules, reject reasons and preprocessing as training. Nothing here touche
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 from email import policy
@@ -18,6 +19,7 @@ import obspy
 from .. import storage
 from ..config import PreprocessConfig
 from ..data.ingest import (
+    ChannelInfo,
     EventInfo,
     IngestError,
     Recording,
@@ -45,10 +47,21 @@ class InputError(ValueError):
         self.rejects = list(rejects or [])
 
 
+#: Azimuth and dip (degrees) of a request's Z, N and E channels.
+_ORIENTATION = {"Z": (0.0, -90.0), "N": (0.0, 0.0), "E": (90.0, 0.0)}
+
+
 def _station_info(key_parts: tuple[str, str, str], lat: float, lon: float, elev: float,
                   channels: dict[str, str], rate: float, sensitivity: dict[str, float]) -> StationInfo:
+    """A station from request metadata: one channel per component given, each with its
+    overall sensitivity (counts per m/s), operating at all times."""
     network, station, location = key_parts
-    return StationInfo(network, station, location, lat, lon, elev, dict(channels), float(rate), dict(sensitivity))
+    infos = tuple(
+        ChannelInfo(code=code, location=location, azimuth=_ORIENTATION[c][0], dip=_ORIENTATION[c][1],
+                    sampling_rate=float(rate), start=-np.inf, end=np.inf, response_kind="sensitivity",
+                    sensitivity=float(sensitivity[c]))
+        for c, code in channels.items())
+    return StationInfo(network, station, lat, lon, elev, infos)
 
 
 def read_mseed(data: bytes) -> obspy.Stream:
@@ -61,7 +74,7 @@ def read_mseed(data: bytes) -> obspy.Stream:
         raise InputError(f"unreadable miniSEED: {type(exc).__name__}: {exc}") from None
 
 
-def stations_from_stationxml(data: bytes, config: PreprocessConfig) -> dict[str, StationInfo]:
+def stations_from_stationxml(data: bytes) -> dict[str, StationInfo]:
     """Parse uploaded StationXML with the project's reader (:func:`read_stations`).
 
     ``read_stations`` reads a URI, so the bytes go to a unique in-memory fsspec path for
@@ -70,7 +83,7 @@ def stations_from_stationxml(data: bytes, config: PreprocessConfig) -> dict[str,
     uri = f"memory://raydisc-serving/{uuid.uuid4().hex}.xml"
     storage.write_bytes_atomic(uri, data)
     try:
-        return read_stations(uri, config.components)
+        return read_stations(uri)
     except IngestError as exc:
         raise InputError(str(exc).replace(uri, "uploaded StationXML")) from None
     finally:
@@ -91,18 +104,21 @@ def recordings_from_mseed(
     event = metadata.event
     picks: dict[str, dict[str, float]] = {k: {"P": posix_seconds(t)} for k, t in metadata.picks.items()}
     if stationxml is not None:
-        stations = stations_from_stationxml(stationxml, config)
+        stations = stations_from_stationxml(stationxml)
     else:
         if not metadata.stations:
             raise InputError("metadata.stations is empty and no StationXML was uploaded: "
                              "station coordinates, channels, sampling rate and sensitivity are needed")
         stations = {}
         for s in metadata.stations:
-            missing = [c for c in config.components if c not in s.channels or c not in s.sensitivity]
+            if "Z" not in s.channels:
+                raise InputError(f"station {s.key}: channels must include the vertical (Z)")
+            missing = [c for c in s.channels if c not in s.sensitivity]
             if missing:
-                raise InputError(f"station {s.key}: channels/sensitivity lack component(s) {missing}")
-            stations[s.key] = _station_info((s.network, s.station, s.location), s.latitude, s.longitude,
-                                            s.elevation_m, s.channels, s.sampling_rate_hz, s.sensitivity)
+                raise InputError(f"station {s.key}: sensitivity lacks component(s) {missing} of channels")
+            stations[f"{s.network}.{s.station}"] = _station_info(
+                (s.network, s.station, s.location), s.latitude, s.longitude, s.elevation_m, s.channels,
+                s.sampling_rate_hz, s.sensitivity)
             if s.p_time is not None:
                 picks.setdefault(s.key, {})["P"] = posix_seconds(s.p_time)
     origin = posix_seconds(event.origin_time) if event.origin_time is not None else None
@@ -119,21 +135,27 @@ def recordings_from_arrays(request: ArraysRequest, config: PreprocessConfig) -> 
     traces, stations, rejects = [], {}, []
     for s in request.stations:
         rows = s.counts
-        if len(rows) != 3 or len({len(r) for r in rows}) != 1:
-            shape = f"{len(rows)} rows of lengths {[len(r) for r in rows]}"
+        if len(rows) not in (1, 3) or len({len(r) for r in rows}) != 1 or len(s.sensitivity) != len(rows):
+            shape = f"{len(rows)} rows of lengths {[len(r) for r in rows]}, {len(s.sensitivity)} sensitivities"
             rejects.append(Reject("request", request.event.event_id, s.key, "missing_component",
-                                  f"counts must be 3 rows (Z, N, E) of equal length, got {shape}", "arrays"))
+                                  "counts must be 3 rows (Z, N, E) or 1 row (Z) of equal length, with one "
+                                  f"sensitivity per row; got {shape}", "arrays"))
             continue
-        channels = {c: f"XX{c}" for c in config.components}
-        stations[s.key] = _station_info((s.network, s.station, s.location), s.latitude, s.longitude, 0.0,
-                                        channels, s.sampling_rate_hz, dict(zip(config.components, s.sensitivity)))
+        components = config.components[: len(rows)]
+        # The first band of the bundle's channel priority, so that these channels are chosen.
+        channels = {c: f"{config.channel_priority[0]}{c}" for c in components}
+        stations[f"{s.network}.{s.station}"] = _station_info(
+            (s.network, s.station, s.location), s.latitude, s.longitude, 0.0, channels, s.sampling_rate_hz,
+            dict(zip(components, s.sensitivity)))
         start = obspy.UTCDateTime(_ARRAYS_REFERENCE + s.start_s)
-        for component, row in zip(config.components, rows):
+        for component, row in zip(components, rows):
             header = {"network": s.network, "station": s.station, "location": s.location,
                       "channel": channels[component], "sampling_rate": s.sampling_rate_hz, "starttime": start}
             traces.append(obspy.Trace(np.asarray(row, dtype=np.float64), header))
     ev = request.event
-    picks = {key: {"P": _ARRAYS_REFERENCE} for key in stations}
+    picks = {f"{s.network}.{s.station}.{s.location}": {"P": _ARRAYS_REFERENCE} for s in request.stations}
+    # The arrays' times are relative to the window reference itself: nothing to predict.
+    config = dataclasses.replace(config, pick_source="catalog") if config.window_reference == "p_arrival" else config
     info = EventInfo(ev.event_id, "request", "", None, _ARRAYS_REFERENCE, ev.latitude, ev.longitude,
                      ev.depth_km, float("nan"), picks)
     found, cut_rejects = cut_recordings_from_stream(obspy.Stream(traces), info, stations, config, source="arrays")
@@ -157,7 +179,7 @@ def recordings_from_uris(
         _check_allowed(uri, allowed_prefixes)
     try:
         events = read_catalog(request.quakeml_uri, "request")
-        stations = read_stations(request.stationxml_uri, config.components)
+        stations = read_stations(request.stationxml_uri)
         data = storage.read_bytes(request.mseed_uri)
     except FileNotFoundError:
         raise InputError(f"{request.mseed_uri}: miniSEED file not found", status=404) from None
@@ -172,19 +194,6 @@ def recordings_from_uris(
     found, rejects = cut_recordings_from_stream(read_mseed(data), events[0], stations, config,
                                                 source=request.mseed_uri)
     return found, rejects, events[0].event_id
-
-
-def check_rates(recordings: list[Recording], config: PreprocessConfig) -> tuple[list[Recording], list[Reject]]:
-    """Reject recordings sampled below the model rate: the model was never trained on
-    upsampled data, and the band-pass would not cover its pass band."""
-    ok, bad = [], []
-    for r in recordings:
-        if r.sampling_rate < config.target_rate_hz:
-            bad.append(Reject("request", r.event.event_id, r.station.key, "sampling_rate_too_low",
-                              f"{r.sampling_rate} Hz is below the model rate {config.target_rate_hz} Hz", "request"))
-        else:
-            ok.append(r)
-    return ok, bad
 
 
 def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str) -> np.ndarray:
@@ -212,6 +221,6 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     return fields
 
 
-__all__ = ["InputError", "check_rates", "model_inputs", "parse_multipart", "read_mseed",
+__all__ = ["InputError", "model_inputs", "parse_multipart", "read_mseed",
            "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
            "stations_from_stationxml"]

@@ -70,10 +70,11 @@ class StationMeta(_Station):
 
     elevation_m: float = 0.0
     channels: dict[Literal["Z", "N", "E"], str] = Field(
-        ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}")
+        ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}, "
+                         "or {'Z': 'EHZ'} for a vertical-only station (Z is required)")
     sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
     sensitivity: dict[Literal["Z", "N", "E"], float] = Field(
-        ..., description="overall sensitivity per component, counts per (m/s)")
+        ..., description="overall sensitivity per component of `channels`, counts per (m/s)")
     p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
 
 
@@ -93,10 +94,11 @@ class StationArrays(_Station):
     """One station's raw recording as JSON arrays."""
 
     counts: list[list[float]] = Field(
-        ..., description="3 x n raw counts, components Z, N, E (rows of equal length)")
+        ..., min_length=1, max_length=3,
+        description="raw counts, 3 x n (components Z, N, E) or 1 x n (a vertical-only station); rows of equal length")
     sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
-    sensitivity: list[float] = Field(..., min_length=3, max_length=3,
-                                     description="counts per (m/s) for Z, N, E")
+    sensitivity: list[float] = Field(..., min_length=1, max_length=3,
+                                     description="counts per (m/s) for each row of counts (Z, N, E or Z)")
     start_s: float = Field(
         ..., description="time of the first sample relative to the window reference of the "
                          "bundle (the P pick, or the origin time), in seconds")
@@ -129,6 +131,10 @@ class RejectOut(BaseModel):
 
 class StationResult(BaseModel):
     station: str = Field(..., description="NET.STA.LOC")
+    components: str = Field(..., description="components used: 'ZNE', 'Z', 'ZN', ...")
+    channels: list[str] = Field(..., description="SEED channel codes read, e.g. ['HHZ', 'HH1', 'HH2']")
+    pick_source: str = Field(..., description="window reference: 'catalog' or 'predicted' P arrival, or 'origin'")
+    response: str = Field(..., description="instrument correction: 'full', 'sensitivity' or 'none'")
     probabilities: dict[str, float] = Field(..., description="soft vote: mean of member probabilities")
     predicted_label: str
     spread: float = Field(..., description="std across members of the predicted class probability (0..0.5)")

@@ -48,6 +48,12 @@ class TrainConfig(_Config):
         The validation loss uses the same weights, so early stopping and best-member
         selection judge the balanced loss. ``"none"``: plain cross-entropy.
 
+    Component sets
+        ``drop_horizontals``: probability that a training recording with horizontals is
+        given to the model as vertical-only (horizontals zeroed, normalised again; anew
+        every epoch), so that one ensemble classifies vertical-only and 3-component
+        stations alike. 0 turns it off.
+
     Input pipeline
         Batches stream from the Parquet shards through Ray Data; ``prefetch_batches``
         batches are prepared ahead of the training step. Every epoch reads the shard
@@ -87,6 +93,7 @@ class TrainConfig(_Config):
     max_failures: int = 1
     max_concurrent_members: int | None = None
     freeze: str = "none"
+    drop_horizontals: float = 0.25
 
     def __post_init__(self) -> None:
         from ..models import FREEZE_STRATEGIES, MODELS, resolve_hparams
@@ -125,6 +132,8 @@ class TrainConfig(_Config):
             raise ConfigError("max_concurrent_members must be >= 1 or None")
         if self.freeze not in FREEZE_STRATEGIES:
             raise ConfigError(f"freeze must be one of {FREEZE_STRATEGIES}, got {self.freeze!r}")
+        if not 0.0 <= self.drop_horizontals < 1.0:
+            raise ConfigError(f"drop_horizontals must be in [0, 1), got {self.drop_horizontals}")
         if self.use_gpu not in (None, True, False):
             raise ConfigError(f"use_gpu must be true, false or null (auto), got {self.use_gpu!r}")
 

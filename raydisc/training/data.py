@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..data.shards import ShardError, decode_inputs, read_dataset_info, shard_files
 from ..data.splits import SPLITS
+from ..features import drop_components
 from ..labels import CLASS_NAMES
 from ..storage import pyarrow_filesystem
 
@@ -126,29 +127,38 @@ class _Decode:
     A small class rather than a closure so that the Ray Data plan shows a readable name.
     ``shape`` is only used for empty batches (a shard file without recordings of the
     split), which must still have the tensor schema of the others. With ``permute`` the
-    rows of each batch come out in a random order, different at every epoch.
+    rows of each batch come out in a random order, different at every epoch. With
+    ``drop_horizontals`` > 0, each recording that has horizontals loses them with that
+    probability (anew every epoch), normalised again as a vertical-only recording
+    (:func:`raydisc.features.drop_components`), so the members learn both kinds.
     """
 
-    def __init__(self, kind: str, shape: tuple[int, ...], permute: bool = False) -> None:
+    def __init__(self, kind: str, shape: tuple[int, ...], permute: bool = False, drop_horizontals: float = 0.0) -> None:
         self.kind = kind
         self.shape = tuple(shape)
         self.permute = permute
+        self.drop_horizontals = drop_horizontals
 
     def __call__(self, batch):
         if batch.num_rows == 0:
             return {"x": np.zeros((0, *self.shape), np.float32), "y": np.zeros((0,), np.int64)}
+        # Fresh entropy: a seed fixed here would repeat the same order every epoch.
+        rng = np.random.default_rng()
         if self.permute:
-            # Fresh entropy: a seed fixed here would repeat the same order every epoch.
-            batch = batch.take(np.random.default_rng().permutation(batch.num_rows))
-        return {
-            "x": decode_inputs(batch, self.kind),
-            "y": batch.column("label").to_numpy().astype(np.int64),
-        }
+            batch = batch.take(rng.permutation(batch.num_rows))
+        x = decode_inputs(batch, self.kind)
+        if self.drop_horizontals > 0:
+            drop = rng.random(len(x)) < self.drop_horizontals
+            if drop.any():
+                keep = np.ones((int(drop.sum()), 3), dtype=bool)
+                keep[:, 1:] = False
+                x[drop] = drop_components(x[drop], self.kind, keep)
+        return {"x": x, "y": batch.column("label").to_numpy().astype(np.int64)}
 
 
 def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str, *,
                      shuffle_seed: int | None = None, batch_size: int | None = None,
-                     events: Sequence[str] | None = None):
+                     events: Sequence[str] | None = None, drop_horizontals: float = 0.0):
     """Lazy dataset of decoded model inputs of one split (with ``events``: of those
     event ids only), rows ``{"x", "y"}``.
 
@@ -159,7 +169,8 @@ def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str,
     ``shuffle_seed`` (for training) shuffles without delaying the first batch of an
     epoch: the shard files are read in a new order every epoch (seeded), and the rows of
     each file are permuted in the decode task (unseeded, so epochs differ; the stream is
-    not bit-reproducible anyway, since tasks finish in varying order). Shard files hold
+    not bit-reproducible anyway, since tasks finish in varying order). ``drop_horizontals``:
+    the probability that a recording's horizontals are dropped (training augmentation). Shard files hold
     the recordings of one event next to each other, so without the permutation a batch
     would hold few events. A local shuffle buffer in ``iter_torch_batches`` can mix
     across files on top of this.
@@ -167,7 +178,7 @@ def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str,
     shape = getattr(read_dataset_info(shards).preprocess, f"{kind}_shape")
     return read_split(shards, regions, split, ["label", kind, f"{kind}_shape"], shuffle_seed=shuffle_seed,
                       events=events).map_batches(
-        _Decode(kind, shape, permute=shuffle_seed is not None), batch_format="pyarrow", batch_size=batch_size,
+        _Decode(kind, shape, permute=shuffle_seed is not None, drop_horizontals=drop_horizontals), batch_format="pyarrow", batch_size=batch_size,
         zero_copy_batch=True,
     )
 

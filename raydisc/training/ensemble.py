@@ -266,6 +266,7 @@ def train_ensemble(
 
     def datasets(member: int):
         return {"train": training_dataset(shards, regions, "train", kind, shuffle_seed=train_config.seed_of(member),
+                                          drop_horizontals=train_config.drop_horizontals,
                                           events=train_events),
                 "validation": training_dataset(shards, regions, "validation", kind)}
 
