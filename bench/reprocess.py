@@ -49,7 +49,7 @@ from raydisc.config import PreprocessConfig  # noqa: E402
 from raydisc.data import layout  # noqa: E402
 from raydisc.data.ingest import cut_recordings_from_stream, read_catalog, read_stations  # noqa: E402
 from raydisc.ensemble import load_bundle, save_bundle  # noqa: E402
-from raydisc.features import preprocess  # noqa: E402
+from raydisc.data.pipeline import preprocess_recordings  # noqa: E402
 from raydisc.models import build_model, input_shape_of  # noqa: E402
 from raydisc.reprocess import ReprocessConfig, reprocess_archives, sources_from_archive  # noqa: E402
 from raydisc.runtime import reuse_freed_array_memory  # noqa: E402
@@ -74,7 +74,7 @@ def naive_loop(archive: str, region: str, bundle_uri: str) -> dict:
     """One recording at a time; returns recordings and seconds spent per phase."""
     bundle = load_bundle(bundle_uri)
     config, kind = bundle.preprocess_config, bundle.input_kind
-    stations = read_stations(layout.inventory_uri(archive, region), config.components)
+    stations = read_stations(layout.inventory_uri(archive, region))
     t = {"read_cut": 0.0, "preprocess": 0.0, "inference": 0.0}
     count = 0
     for event in read_catalog(layout.catalog_uri(archive, region), region):
@@ -84,7 +84,7 @@ def naive_loop(archive: str, region: str, bundle_uri: str) -> dict:
         t["read_cut"] += time.perf_counter() - t0
         for r in recordings:
             t0 = time.perf_counter()
-            x = preprocess(r.counts[None], r.sampling_rate, r.sensitivity[None], config)[kind]
+            x = preprocess_recordings([r], config)[kind]
             t1 = time.perf_counter()
             with torch.inference_mode():
                 xt = torch.as_tensor(x)

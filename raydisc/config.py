@@ -77,8 +77,9 @@ class PreprocessConfig(_Config):
     **Reading the raw data** (the other fields: they say how a network's recordings
     are found and corrected, not what the model sees, so a bundle classifies data read
     with other values). ``channel_priority``: SEED band + instrument codes, best first;
-    per station the first one with a vertical trace is used (``HN``, strong motion, only
-    if listed). ``pick_source``: where the P arrival comes from —
+    per station the first one with a vertical trace is used: broadband (HH, BH, CH: 80-250,
+    10-80, 250-1000 Hz) before short period (EH, SH, DH); ``HN``, strong motion, only if
+    listed. ``pick_source``: where the P arrival comes from —
     ``"catalog_or_predicted"`` (the catalog's pick, else predicted from the origin with
     ``travel_time_model``, a TauP model name such as ``iasp91`` or a ``.tvel``/``.nd``
     file), ``"catalog"`` (no pick: rejected ``no_p_pick``) or ``"predicted"`` (ignore
@@ -107,7 +108,7 @@ class PreprocessConfig(_Config):
     clip_counts: float = 2**23 - 1
     clip_fraction: float = 0.999
     components: tuple[str, ...] = COMPONENTS
-    channel_priority: tuple[str, ...] = ("HH", "BH", "EH", "SH")
+    channel_priority: tuple[str, ...] = ("HH", "BH", "CH", "EH", "SH", "DH")
     pick_source: Literal["catalog_or_predicted", "catalog", "predicted"] = "catalog_or_predicted"
     travel_time_model: str = "iasp91"
     response_removal: Literal["full", "sensitivity"] = "full"

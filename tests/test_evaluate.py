@@ -129,5 +129,5 @@ def test_majority_rule_uses_station_votes(shards, evaluated, tmp_path):
 def test_bundle_made_with_other_preprocessing_is_refused(shards, tmp_path):
     other = PreprocessConfig(window_length_s=60.0)
     bundle = _random_bundle(str(tmp_path / "bundle"), other)
-    with pytest.raises(BundleError, match="preprocessing config differs"):
+    with pytest.raises(BundleError, match="model input differs"):
         evaluate(bundle, shards, REGIONS)

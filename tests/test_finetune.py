@@ -163,7 +163,7 @@ def test_bundle_made_with_other_preprocessing(tiny_archive, pretrained, tmp_path
     run_preprocessing(tiny_archive, other, ["basin"], preprocess_config=PreprocessConfig(freqmax_hz=10.0),
                       pipeline_config=PipelineConfig(events_per_shard=10))
     config = finetune_config(architecture="spectrogram_cnn", epochs=1, **FAST)
-    with pytest.raises(BundleError, match=r"preprocessing config differs .*freqmax_hz: bundle 18.0 != expected 10.0"):
+    with pytest.raises(BundleError, match=r"model input differs .*freqmax_hz: bundle 18.0 != expected 10.0"):
         finetune_ensemble(pretrained, other, "basin", config, str(tmp_path / "run"))
 
 

@@ -1,30 +1,54 @@
 """Tests of the synthetic multi-region generator (raydisc.synthetic).
 
 Tiny archives (a few events per region) are written once per module; statistical
-checks use the event-level sampler or in-memory synthesis, which need no files.
+checks use the event-level sampler or in-memory synthesis, which need no files. alpine
+and basin record like textbook networks (complete 3-component data, picks, full
+StationXML); craton and the field-test preset like field networks (see the second
+half of the file).
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import math
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from obspy import UTCDateTime, read, read_events, read_inventory
 
+from lxml import etree
+
 from raydisc.data import layout
 from raydisc.labels import label_of
-from raydisc.synthetic import EARTHQUAKE, QUARRY_BLAST, REGIONS, build_network, generate_archive, sample_event
+from raydisc.synthetic import (
+    EARTHQUAKE,
+    FIELD_TEST,
+    QUARRY_BLAST,
+    REGIONS,
+    RecordingSpec,
+    build_network,
+    build_plan,
+    field_test_spec,
+    generate_archive,
+    sample_event,
+)
 from raydisc.synthetic import physics
 from raydisc.synthetic.events import CLASS_ANCHOR_SPAN, true_type_of, waveform_rng
-from raydisc.synthetic.generate import TRUTH_COLUMNS
+from raydisc.synthetic.generate import STATION_COLUMNS, TRUTH_COLUMNS, WAVEFORM_FILE_COLUMN, stations_uri
+from raydisc.synthetic.stations import apportion, band_code, corner_period_s
 from raydisc.synthetic.waveforms import build_grid, synthesize_counts
 
 SMALL = {"alpine": 8, "basin": 7, "craton": 6}
-EXPECTED_RATES = {"alpine": 200.0, "basin": 100.0, "craton": 50.0}
+#: Synthesis rates; alpine and basin stations record at them, craton's at 20-500 Hz.
+EXPECTED_RATES = {"alpine": 200.0, "basin": 100.0, "craton": 100.0}
+#: Regions recorded like textbook networks (the default RecordingSpec).
+COMPLETE = [name for name, spec in REGIONS.items() if spec.recording == RecordingSpec()]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +67,16 @@ def _truth(root: str, region: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _stations(root: str, region: str) -> list[dict]:
+    with open(stations_uri(root, region), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _channel_ids(rows: list[dict], network: str) -> set[str]:
+    """SEED ids of every channel that ``stations.csv`` rows say is recorded."""
+    return {f"{network}.{r['station']}.{r['location']}.{c}" for r in rows for c in r["channels"].split()}
+
+
 # ------------------------------------------------------------------------ API, files
 def test_regions_are_the_three_documented_ones():
     assert list(REGIONS) == ["alpine", "basin", "craton"]
@@ -50,6 +84,7 @@ def test_regions_are_the_three_documented_ones():
     codes = [spec.network.code for spec in REGIONS.values()]
     assert len(set(codes)) == 3 and all(len(c) == 2 for c in codes)
     assert len({spec.instrument.name for spec in REGIONS.values()}) == 3
+    assert COMPLETE == ["alpine", "basin"]
     for spec in REGIONS.values():
         with pytest.raises(dataclasses.FrozenInstanceError):
             spec.blast_fraction = 0.5  # type: ignore[misc]
@@ -86,6 +121,9 @@ def test_catalog_round_trip(archive):
             assert abs(origin.latitude - spec.latitude) < 3 and abs(origin.longitude - spec.longitude) < 5
             (magnitude,) = event.magnitudes
             assert magnitude.magnitude_type == "ML" and -1 < magnitude.mag < 6
+            if region not in COMPLETE:
+                assert not spec.recording.picks and event.picks == [] and origin.arrivals == []
+                continue
             stations = {p.waveform_id.station_code for p in event.picks}
             assert len(stations) == spec.network.n_stations
             assert len(event.picks) == 2 * len(stations)
@@ -111,7 +149,8 @@ def test_catalog_round_trip(archive):
 def test_inventory_round_trip_and_response(archive):
     root, _ = archive
     freqs = np.array([0.2, 1.0, 3.0, 10.0, 20.0])
-    for region, spec in REGIONS.items():
+    for region in COMPLETE:
+        spec = REGIONS[region]
         inventory = read_inventory(layout.inventory_uri(root, region))
         (network,) = inventory.networks
         assert network.code == spec.network.code
@@ -136,7 +175,8 @@ def test_inventory_round_trip_and_response(archive):
 
 def test_waveform_round_trip(archive):
     root, _ = archive
-    for region, spec in REGIONS.items():
+    for region in COMPLETE:
+        spec = REGIONS[region]
         catalog = read_events(layout.catalog_uri(root, region))
         for event in catalog:
             event_id = layout.event_id_from_resource_id(event.resource_id)
@@ -452,8 +492,9 @@ def test_generate_to_object_store(s3_bucket, tmp_path):
     for rel in ("catalog.xml", "inventory.xml", "truth.csv", "waveforms/craton-000001.mseed"):
         assert read_bytes(f"{root}/craton/{rel}") == (tmp_path / "craton" / rel).read_bytes()
     assert layout.list_regions(root) == ["craton"]
+    assert read_bytes(stations_uri(root, "craton")) == (tmp_path / "craton" / "stations.csv").read_bytes()
     stream = read(io.BytesIO(read_bytes(layout.waveform_uri(root, "craton", "craton-000000"))))
-    assert len(stream) == 3 * REGIONS["craton"].network.n_stations
+    assert {tr.id for tr in stream} == _channel_ids(_stations(str(tmp_path), "craton"), "CR")
 
 
 def test_streamed_catalog_equals_obspy_catalog(tmp_path):
@@ -472,3 +513,428 @@ def test_streamed_catalog_equals_obspy_catalog(tmp_path):
     assert str(streamed.resource_id) == f"{layout.RESOURCE_ID_PREFIX}basin/catalog"
     for a, b in zip(streamed, direct):
         assert a == b
+
+
+# ------------------------------------------------------------- textbook regions frozen
+#: SHA-256 of the files of a 3-event alpine + basin archive (seeds 0 and 7) written by
+#: the generator before recording options existed: the default RecordingSpec must
+#: keep writing exactly these bytes.
+FROZEN_SHA256 = {
+    "s0/alpine/catalog.xml": "37f6f8da77ff32d6e0fd119a37c3e06baef527fbdaa74b3d14df956fd4b3a4ae",
+    "s0/alpine/inventory.xml": "5560aae783444511fe1715726731986fead9165aa27376543c93039684a91339",
+    "s0/alpine/truth.csv": "3b89d4ddb3ad4379a403982e0f95302618fbd74a08804c9a073fb19d1e3876ee",
+    "s0/alpine/waveforms/alpine-000000.mseed": "fbb3b9138cc972c8c12c2cc9ff80ad1677f51b6bf4ba81c7f818ce212bee271d",
+    "s0/alpine/waveforms/alpine-000001.mseed": "451a14d4a4d4f3980e51f81ff0aa1aa4665b8661d3e29d3c3506d257912f0d5a",
+    "s0/alpine/waveforms/alpine-000002.mseed": "c9b17ac319ff1753c51c95c1b78294fb49c31843711cf12827bfdd7de29b72d3",
+    "s0/basin/catalog.xml": "b7c7285dd497ff22cedc83bdf291ee3d0533cbec62698fc36c800218069e3164",
+    "s0/basin/inventory.xml": "bea45f77bc31e875037fc967bc0b39a25607541d359addfba3f864bf2f52e0cf",
+    "s0/basin/truth.csv": "ceebe7856e8fed179bc26dbbb278bb9ddf454a6f3086b2e428e7062c98414039",
+    "s0/basin/waveforms/basin-000000.mseed": "36c11b66155180e8d5feee3a3af87ede5038636e69b8fe4997658bd5bc2c83db",
+    "s0/basin/waveforms/basin-000001.mseed": "1e1f905d4fd1f2bbb785f70931b1fef723de538bcd864b17c0ef8b6920e3c1cf",
+    "s0/basin/waveforms/basin-000002.mseed": "b7e782d1c1ad95fea9043b9b28f299fb002bfd9ed3e7ad28bb9827748b3e29d8",
+    "s7/alpine/catalog.xml": "0ec24372f3e8efe5d1303f7eba03c20f1b26888b5f66cd66c30afaf9a5c022b0",
+    "s7/alpine/inventory.xml": "4d79f794333da385b7396fd4910df1e2223442dd959647a063fdbb33935073b1",
+    "s7/alpine/truth.csv": "7b84d6dd27f31fb7e416f7a394863f1fb52408d1547da6e98b3cc52d3db923da",
+    "s7/alpine/waveforms/alpine-000000.mseed": "9adea237f30c1322c32ca307c4f88ac9381f4906ebac8a198e1c1ff4d73708d4",
+    "s7/alpine/waveforms/alpine-000001.mseed": "84e47fdff1ea00f3290a6e43425a94f4cad4e5d3e2733470cfbed17e0bda6fd0",
+    "s7/alpine/waveforms/alpine-000002.mseed": "b1f79da9084a28b5e1e1acbd51b1236a733eb3b36f59f7414b4c0694d231eaf2",
+    "s7/basin/catalog.xml": "0158138f87670a9714de5877b8ca37f1707e3b2ef46319a737c6adfaf4ea75fe",
+    "s7/basin/inventory.xml": "ff9997a382f5b35dadd2ce9132fe1ff26ccf9546967c5f40e531466b7907402d",
+    "s7/basin/truth.csv": "d671bbbb5192a88d3681dbfa5f9e41ceeadf1d45ab7ae955d211d906e2eab97f",
+    "s7/basin/waveforms/basin-000000.mseed": "edc99ba96c3df71846f255e7fcbf48b3417547d3078adfd873914c105fb81a17",
+    "s7/basin/waveforms/basin-000001.mseed": "710568a51a87fe4dfb7a02377f3baec1d9874639f4f762f92010b6e8e833831c",
+    "s7/basin/waveforms/basin-000002.mseed": "ec2200173dc631a9be0a30c848d02013c3016953724ab8072632513e750f7c62",
+}
+
+
+def test_textbook_regions_are_byte_identical_to_before_recording_options(tmp_path):
+    for seed in (0, 7):
+        root = tmp_path / f"s{seed}"
+        generate_archive(str(root), regions=["alpine", "basin"], events_per_region=3, seed=seed)
+        written = {
+            f"s{seed}/{key}": hashlib.sha256(data).hexdigest()
+            for key, data in _files(root).items()
+            if not key.endswith("stations.csv")  # new file beside the old ones
+        }
+        assert written == {k: v for k, v in FROZEN_SHA256.items() if k.startswith(f"s{seed}/")}
+
+
+# --------------------------------------------------------------------- recording plan
+def test_band_codes_follow_rate_and_instrument():
+    short, broad = REGIONS["craton"].instrument, REGIONS["basin"].instrument
+    assert corner_period_s(short) == pytest.approx(0.5) and corner_period_s(REGIONS["alpine"].instrument) == pytest.approx(1.0)
+    assert corner_period_s(broad) > 100
+    assert [band_code(r, short) for r in (500, 250, 200, 100, 80, 50, 20, 10)] == list("DDEEESSS")
+    assert [band_code(r, broad) for r in (500, 100, 40)] == list("CHB")
+    with pytest.raises(ValueError):
+        band_code(5.0, short)
+    # The textbook regions' declared codes are the derived ones.
+    for name in COMPLETE:
+        spec = REGIONS[name]
+        assert band_code(spec.sampling_rate_hz, spec.instrument) == spec.instrument.band_code
+
+
+def test_apportion_gives_exact_mixes():
+    assert apportion((0.7, 0.2, 0.1), 10).tolist() == [7, 2, 1]
+    assert apportion((1.0, 1.0, 4.0, 2.0, 1.0, 1.0), 10).tolist() == [1, 1, 4, 2, 1, 1]
+    for n in range(1, 30):
+        assert apportion((0.6, 0.3, 0.1), n).sum() == n
+
+
+def test_recording_plan_is_keyed_and_leaves_the_rest_alone():
+    spec = REGIONS["craton"]
+    network = build_network(spec, 3)
+    plan = build_plan(spec, network, 3)
+    assert plan == build_plan(spec, build_network(spec, 3), 3)
+    assert plan != build_plan(spec, build_network(spec, 4), 4)
+    # Switching one option leaves every other draw in place.
+    ne = dataclasses.replace(spec, recording=dataclasses.replace(spec.recording, horizontal_codes="NE"))
+    other = build_plan(ne, build_network(ne, 3), 3)
+    assert [(s.components, s.primary.sampling_rate_hz, s.defects) for s in plan] == [
+        (s.components, s.primary.sampling_rate_hz, s.defects) for s in other
+    ]
+    assert {c.code[-1] for s in other for c in s.primary.channels} <= set("ZNE")
+    # The network does not depend on the recording.
+    np.testing.assert_array_equal(build_network(ne, 3).east_km, network.east_km)
+
+
+def test_recording_spec_validation():
+    with pytest.raises(ValueError, match="ordered subset"):
+        RecordingSpec(component_sets=("NZ",), component_weights=(1.0,))
+    with pytest.raises(ValueError, match="equally long"):
+        RecordingSpec(component_sets=("Z", "ZNE"), component_weights=(1.0,))
+    with pytest.raises(ValueError, match="horizontal_codes"):
+        RecordingSpec(horizontal_codes="XY")
+    with pytest.raises(ValueError, match="corrupt"):
+        RecordingSpec(corrupt_files=("shredded",))
+    with pytest.raises(ValueError, match="dual_sensor_instrument"):
+        RecordingSpec(dual_sensor_stations=1)
+    spec = REGIONS["basin"]
+    too_many = dataclasses.replace(spec, recording=RecordingSpec(no_response_stations=spec.network.n_stations + 1))
+    with pytest.raises(ValueError, match="only"):
+        build_plan(too_many, build_network(too_many, 0), 0)
+    odd_rate = dataclasses.replace(spec, recording=RecordingSpec(sampling_rates_hz=(33.3,)))
+    with pytest.raises(ValueError, match="rational"):
+        build_plan(odd_rate, build_network(odd_rate, 0), 0)
+
+
+def test_generate_archive_with_specs(tmp_path):
+    spec = dataclasses.replace(REGIONS["basin"], name="b2", recording=RecordingSpec(picks=False))
+    summary = generate_archive(str(tmp_path), specs={"b2": spec}, events_per_region=1)
+    assert list(summary) == ["b2"] and layout.list_regions(str(tmp_path)) == ["b2"]
+    assert read_events(layout.catalog_uri(str(tmp_path), "b2"))[0].picks == []
+    with pytest.raises(ValueError, match="key must be"):
+        generate_archive(str(tmp_path), specs={"other": spec}, events_per_region=1)
+
+
+# ---------------------------------------------------------------- craton: field-like
+def test_craton_records_like_a_field_network(archive):
+    root, _ = archive
+    spec = REGIONS["craton"]
+    rows = _stations(root, "craton")
+    assert tuple(rows[0]) == STATION_COLUMNS
+    assert len(rows) == spec.network.n_stations == 10  # one sensor per station
+    assert Counter(r["components"] for r in rows) == {"Z": 7, "ZNE": 2, "ZN": 1}
+    assert Counter(float(r["sampling_rate_hz"]) for r in rows) == {20: 1, 50: 1, 100: 4, 200: 2, 250: 1, 500: 1}
+    assert Counter(r["defects"] for r in rows) == {"": 8, "sensitivity_only": 1, "missing_from_inventory": 1}
+    for r in rows:
+        rate = float(r["sampling_rate_hz"])
+        assert {c[0] for c in r["channels"].split()} == {band_code(rate, spec.instrument)}
+        assert [c[-1] for c in r["channels"].split()] == ["Z", "1", "2"][: len(r["components"])]
+        assert (r["azimuth_1"] != "") == (r["components"] != "Z")
+    # Catalog without picks (checked in test_catalog_round_trip); no corrupt files.
+    assert tuple(_truth(root, "craton")[0]) == TRUTH_COLUMNS
+    ids = _channel_ids(rows, "CR")
+    rate_of = {f"CR.{r['station']}.{r['location']}.{c}": float(r["sampling_rate_hz"]) for r in rows for c in r["channels"].split()}
+    for row in _truth(root, "craton"):
+        stream = read(layout.waveform_uri(root, "craton", row["event_id"]))
+        assert {tr.id for tr in stream} == ids
+        origin = UTCDateTime(row["origin_time"])
+        for tr in stream:
+            assert tr.stats.sampling_rate == rate_of[tr.id]
+            assert tr.data.dtype == np.int32 and tr.stats.mseed.encoding == "STEIM2"
+            assert tr.stats.starttime <= origin - 29.9 and tr.stats.endtime >= origin + 149.9
+            assert 1 < tr.data.std() and np.abs(tr.data).max() < 2**23
+    # StationXML: readable by ObsPy; one station absent, one with a bare sensitivity.
+    inventory = read_inventory(layout.inventory_uri(root, "craton"))
+    in_xml = {s.code: s for s in inventory[0]}
+    for r in rows:
+        if r["in_inventory"] == "0":
+            assert r["station"] not in in_xml
+            continue
+        station = in_xml[r["station"]]
+        assert sorted(c.code for c in station) == sorted(r["channels"].split())
+        for channel in station:
+            assert channel.sample_rate == float(r["sampling_rate_hz"])
+            response = channel.response
+            assert response.instrument_sensitivity.value == pytest.approx(spec.instrument.sensitivity_counts_per_m_s)
+            assert len(response.response_stages) == (0 if r["response"] == "sensitivity" else 2)
+
+
+def test_numbered_horizontals_rotate_back_to_ne(tmp_path):
+    """ObsPy's rotation with the written azimuths recovers the N/E motion that a N/E
+    network would have recorded (same seed), to integer rounding."""
+    spec = REGIONS["craton"]
+    ne = dataclasses.replace(spec, recording=dataclasses.replace(spec.recording, horizontal_codes="NE"))
+    generate_archive(str(tmp_path / "12"), regions=["craton"], events_per_region=2, seed=0)
+    generate_archive(str(tmp_path / "ne"), specs={"craton": ne}, events_per_region=2, seed=0)
+    inventory = read_inventory(layout.inventory_uri(str(tmp_path / "12"), "craton"))
+    three = [r for r in _stations(str(tmp_path / "12"), "craton") if r["components"] == "ZNE" and r["in_inventory"] == "1"]
+    assert three
+    for r in three:
+        theta = float(r["azimuth_1"])
+        one, two = (inventory.select(station=r["station"], channel=f"??{c}")[0][0][0] for c in "12")
+        assert (one.azimuth, one.dip, two.dip) == (theta, 0.0, 0.0)
+        assert two.azimuth == pytest.approx((theta + 90) % 360)
+    for i in range(2):
+        rotated = read(layout.waveform_uri(str(tmp_path / "12"), "craton", f"craton-{i:06d}"))
+        reference = read(layout.waveform_uri(str(tmp_path / "ne"), "craton", f"craton-{i:06d}"))
+        for r in three:
+            st = rotated.select(station=r["station"]).rotate("->ZNE", inventory=inventory)
+            for c in "ZNE":
+                got = st.select(component=c)[0].data
+                want = reference.select(station=r["station"], component=c)[0].data
+                assert np.abs(want).max() > 30  # a meaningful comparison
+                np.testing.assert_allclose(got, want, atol=1.25)  # two roundings to counts
+
+
+def test_station_rates_are_band_limited_resamplings(tmp_path):
+    """Each station's trace, band-passed 1-4 Hz and brought to 20 Hz, equals that of
+    the same station recorded at the synthesis rate."""
+    from fractions import Fraction
+
+    from scipy import signal
+
+    spec = REGIONS["craton"]
+    flat = dataclasses.replace(spec, recording=dataclasses.replace(spec.recording, sampling_rates_hz=(), sampling_rate_weights=()))
+    generate_archive(str(tmp_path / "mixed"), regions=["craton"], events_per_region=1, seed=0)
+    generate_archive(str(tmp_path / "flat"), specs={"craton": flat}, events_per_region=1, seed=0)
+    mixed = read(layout.waveform_uri(str(tmp_path / "mixed"), "craton", "craton-000000"))
+    flat_stream = read(layout.waveform_uri(str(tmp_path / "flat"), "craton", "craton-000000"))
+
+    def band(tr) -> np.ndarray:
+        fs = tr.stats.sampling_rate
+        ratio = Fraction(20.0 / fs).limit_denominator(100)
+        x = signal.resample_poly(tr.data.astype(float), ratio.numerator, ratio.denominator)
+        return signal.sosfiltfilt(signal.butter(4, [1.0, 4.0], btype="band", fs=20.0, output="sos"), x)
+
+    assert len({tr.stats.sampling_rate for tr in mixed}) == 6
+    for tr in mixed.select(component="Z"):
+        ref = flat_stream.select(station=tr.stats.station, component="Z")[0]
+        assert ref.stats.sampling_rate == 100.0 and ref.stats.starttime == tr.stats.starttime
+        a, b = band(tr), band(ref)
+        n = min(len(a), len(b))
+        a, b = a[40 : n - 40], b[40 : n - 40]
+        assert np.std(a - b) < 0.05 * np.std(b), tr.id
+
+
+# ----------------------------------------------------------------- field-test preset
+FIELD_EVENTS = 8
+
+
+@pytest.fixture(scope="module")
+def field_archive(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("field") / "archive")
+    spec = field_test_spec(REGIONS["basin"])
+    generate_archive(root, specs={"field": spec}, events_per_region=FIELD_EVENTS, seed=0)
+    return root, spec
+
+
+def _field_inventory(root: str):
+    """The field StationXML read by ObsPy after dropping the stations without
+    coordinates (ObsPy cannot read them); returns (inventory, dropped codes)."""
+    tree = etree.parse(layout.inventory_uri(root, "field"))
+    blank = [s for s in tree.getroot().iter("{*}Station") if s.find("{*}Latitude") is None]
+    for station in blank:
+        station.getparent().remove(station)
+    return read_inventory(io.BytesIO(etree.tostring(tree))), [s.get("code") for s in blank]
+
+
+def _by_defect(rows: list[dict]) -> dict[str, dict]:
+    out = {}
+    for r in rows:
+        for d in r["defects"].split():
+            out.setdefault(d, r)  # the primary sensor's row comes first
+    return out
+
+
+def test_field_test_preset_switches_everything_on(field_archive):
+    root, spec = field_archive
+    assert spec.name == "field" and spec.recording == FIELD_TEST and spec.network.code == "FT"
+    assert corner_period_s(spec.instrument) < 10  # short period, unlike basin's broadband
+    assert spec.crust == REGIONS["basin"].crust and spec.blast_fraction == REGIONS["basin"].blast_fraction
+    rows = _stations(root, "field")
+    primary = [r for r in rows if r["primary"] == "1"]
+    assert len(primary) == spec.network.n_stations == 10
+    assert Counter(r["components"] for r in primary) == {"Z": 6, "ZNE": 3, "ZN": 1}
+    assert Counter(float(r["sampling_rate_hz"]) for r in primary) == {20: 1, 50: 2, 100: 4, 200: 2, 500: 1}
+    defects = [d for r in primary for d in r["defects"].split()]
+    assert sorted(defects) == sorted(
+        ["missing_from_inventory", "no_response", "sensitivity_only", "no_coordinates", "epoch_gap", "dual_sensor"]
+    )
+    assert all(len(r["defects"].split()) <= 1 for r in primary)  # distinct stations
+    truth = _truth(root, "field")
+    assert tuple(truth[0]) == TRUTH_COLUMNS + (WAVEFORM_FILE_COLUMN,)
+    assert Counter(r[WAVEFORM_FILE_COLUMN] for r in truth) == {"ok": FIELD_EVENTS - 1, "garbled": 1}
+
+
+def test_field_waveforms_match_the_plan_and_one_file_is_garbled(field_archive):
+    root, spec = field_archive
+    rows = _stations(root, "field")
+    ids = _channel_ids(rows, "FT")
+    rate_of = {f"FT.{r['station']}.{r['location']}.{c}": float(r["sampling_rate_hz"]) for r in rows for c in r["channels"].split()}
+    for row in _truth(root, "field"):
+        uri = layout.waveform_uri(root, "field", row["event_id"])
+        if row[WAVEFORM_FILE_COLUMN] == "garbled":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ObsPy complains of undecodable codes first
+                with pytest.raises(Exception):
+                    read(uri)
+                with pytest.raises(Exception):
+                    read(uri, format="MSEED")
+            continue
+        stream = read(uri)
+        assert {tr.id for tr in stream} == ids  # stations missing from the StationXML record too
+        origin = UTCDateTime(row["origin_time"])
+        for tr in stream:
+            rate = rate_of[tr.id]
+            assert tr.stats.sampling_rate == rate and tr.data.dtype == np.int32
+            instrument = REGIONS["basin"].instrument if tr.stats.location == "00" else spec.instrument
+            assert tr.stats.channel[:2] == band_code(rate, instrument) + "H"
+            assert tr.stats.starttime <= origin - 29.9 and tr.stats.endtime >= origin + 149.9
+    for r in rows:
+        letters = [c[-1] for c in r["channels"].split()]
+        assert letters == (["Z", "1", "2"][: len(r["components"])] if r["primary"] == "1" else ["Z", "N", "E"])
+
+
+def test_field_catalog_has_no_picks(field_archive):
+    root, _ = field_archive
+    catalog = read_events(layout.catalog_uri(root, "field"))
+    assert len(catalog) == FIELD_EVENTS
+    for event in catalog:
+        assert event.picks == [] and event.origins[0].arrivals == []
+        assert event.event_type in (EARTHQUAKE, QUARRY_BLAST)
+        assert event.magnitudes[0].mag is not None and event.origins[0].latitude is not None
+
+
+def test_field_stationxml_defects(field_archive):
+    root, spec = field_archive
+    rows = _stations(root, "field")
+    defect = _by_defect(rows)
+    # A station without coordinates makes the whole file unreadable for ObsPy.
+    with pytest.raises(TypeError):
+        read_inventory(layout.inventory_uri(root, "field"))
+    tree = etree.parse(layout.inventory_uri(root, "field"))
+    for station in tree.getroot().iter("{*}Station"):
+        lat_lon = list(station.iter("{*}Latitude", "{*}Longitude"))
+        if station.get("code") == defect["no_coordinates"]["station"]:
+            assert lat_lon == [] and station.find("{*}Elevation") is not None
+        else:
+            assert len(lat_lon) == 2 * (1 + len(station.findall("{*}Channel")))
+    inventory, dropped = _field_inventory(root)
+    assert dropped == [defect["no_coordinates"]["station"]]
+    stations = {s.code: s for s in inventory[0]}
+    assert defect["missing_from_inventory"]["station"] not in stations
+    assert len(stations) == spec.network.n_stations - 2
+    sensitivity = spec.instrument.sensitivity_counts_per_m_s
+    for channel in stations[defect["sensitivity_only"]["station"]]:
+        assert channel.response.response_stages == []
+        assert channel.response.instrument_sensitivity.value == pytest.approx(sensitivity)
+    assert all(c.response is None for c in stations[defect["no_response"]["station"]])
+    # Two epochs per channel with a gap, which covers some events.
+    gap_row = defect["epoch_gap"]
+    gap = UTCDateTime(gap_row["epoch_gap_start"]), UTCDateTime(gap_row["epoch_gap_end"])
+    gap_station = stations[gap_row["station"]]
+    spec_start = UTCDateTime(spec.catalog.start) - 365 * 86400  # the stations' start date
+    codes = gap_row["channels"].split()
+    assert sorted(c.code for c in gap_station) == sorted(codes * 2)
+    assert sorted((str(c.start_date), str(c.end_date)) for c in gap_station) == sorted(
+        [(str(spec_start), str(gap[0])), (str(gap[1]), "None")] * len(codes)
+    )
+    origins = [UTCDateTime(r["origin_time"]) for r in _truth(root, "field")]
+    in_gap = [t for t in origins if gap[0] < t < gap[1]]
+    assert 0 < len(in_gap) < len(origins)
+    for t in origins:
+        found = inventory.select(station=gap_row["station"], time=t)
+        assert (len(found) == 0) == (t in in_gap)
+    # Complete stations: full response; numbered horizontals at theta and theta + 90.
+    for r in rows:
+        if r["defects"] or r["primary"] != "1":
+            continue
+        for channel in stations[r["station"]]:
+            assert len(channel.response.response_stages) == 2
+            if channel.code[-1] in "12":
+                theta = float(r["azimuth_1"])
+                assert channel.azimuth == pytest.approx((theta + (90 if channel.code[-1] == "2" else 0)) % 360)
+
+
+def test_field_dual_sensor_station(field_archive):
+    """Two location codes: short-period ``10`` and broadband ``00`` (HH? at 100 Hz),
+    both in miniSEED and StationXML, recording the same ground velocity."""
+    from fractions import Fraction
+
+    from scipy import signal
+
+    root, spec = field_archive
+    rows = [r for r in _stations(root, "field") if "dual_sensor" in r["defects"]]
+    assert [(r["location"], r["primary"]) for r in rows] == [("10", "1"), ("00", "0")]
+    code = rows[0]["station"]
+    assert rows[1]["channels"] == "HHZ HHN HHE" and rows[1]["sampling_rate_hz"] == "100"
+    inventory, _ = _field_inventory(root)
+    station = inventory.select(station=code)[0][0]
+    assert {c.location_code for c in station} == {"10", "00"}
+    broadband = [c for c in station if c.location_code == "00"]
+    assert [c.code for c in broadband] == ["HHZ", "HHN", "HHE"] and {c.sample_rate for c in broadband} == {100.0}
+    assert broadband[0].response.instrument_sensitivity.value == pytest.approx(
+        REGIONS["basin"].instrument.sensitivity_counts_per_m_s
+    )
+    row = next(r for r in _truth(root, "field") if r[WAVEFORM_FILE_COLUMN] == "ok")
+    stream = read(layout.waveform_uri(root, "field", row["event_id"])).select(station=code, component="Z")
+    assert sorted(tr.stats.location for tr in stream) == ["00", "10"]
+
+    def velocity_20hz(tr) -> np.ndarray:
+        tr = tr.copy()
+        fs = tr.stats.sampling_rate
+        tr.remove_response(inventory=inventory, output="VEL", pre_filt=(0.3, 0.5, 0.4 * min(fs, 20.0), 0.45 * min(fs, 20.0)))
+        ratio = Fraction(20.0 / fs).limit_denominator(100)
+        x = signal.resample_poly(tr.data, ratio.numerator, ratio.denominator)
+        return signal.sosfiltfilt(signal.butter(4, [1.0, 4.0], btype="band", fs=20.0, output="sos"), x)[200:-200]
+
+    a, b = (velocity_20hz(stream.select(location=loc)[0]) for loc in ("10", "00"))
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+    assert np.std(a) == pytest.approx(np.std(b), rel=0.05)
+
+
+def test_truncated_files_read_partially(tmp_path):
+    spec = field_test_spec(REGIONS["basin"])
+    cut = dataclasses.replace(spec, recording=dataclasses.replace(spec.recording, corrupt_files=("truncated",)))
+    whole = dataclasses.replace(spec, recording=dataclasses.replace(spec.recording, corrupt_files=()))
+    generate_archive(str(tmp_path / "cut"), specs={"field": cut}, events_per_region=2, seed=0)
+    generate_archive(str(tmp_path / "whole"), specs={"field": whole}, events_per_region=2, seed=0)
+    (row,) = [r for r in _truth(str(tmp_path / "cut"), "field") if r[WAVEFORM_FILE_COLUMN] == "truncated"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ObsPy may warn of the incomplete record
+        partial = read(layout.waveform_uri(str(tmp_path / "cut"), "field", row["event_id"]))
+    full = read(layout.waveform_uri(str(tmp_path / "whole"), "field", row["event_id"]))
+    assert 0 < sum(tr.stats.npts for tr in partial) < sum(tr.stats.npts for tr in full)
+    for tr in partial:  # what is read is the start of the true recording
+        ref = full.select(id=tr.id)[0]
+        np.testing.assert_array_equal(tr.data, ref.data[: tr.stats.npts])
+
+
+def test_cli_generate_field_test(tmp_path):
+    from raydisc.cli import add_generate_arguments, run_generate
+    from raydisc.config import ConfigError
+
+    parser = argparse.ArgumentParser()
+    add_generate_arguments(parser)
+    root = str(tmp_path / "archive")
+    args = parser.parse_args([root, "--regions", "craton", "--events", "2", "--field-test", "ft"])
+    assert run_generate(args) == 0
+    assert layout.list_regions(root) == ["craton", "ft"]
+    assert {r["station"][:3] for r in _stations(root, "ft")} == {"FLD"}
+    for bad in ("basin", "a/b"):
+        with pytest.raises(ConfigError):
+            run_generate(parser.parse_args([root, "--events", "1", "--field-test", bad]))

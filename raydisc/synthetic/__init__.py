@@ -1,20 +1,33 @@
 """Built-in synthetic multi-region data: real QuakeML, StationXML and miniSEED files of
 earthquakes and ripple-fired quarry blasts recorded by three different networks.
 
->>> from raydisc.synthetic import REGIONS, generate_archive
+>>> from raydisc.synthetic import REGIONS, generate_archive, field_test_spec
 >>> generate_archive("/tmp/archive", events_per_region=20)  # doctest: +SKIP
+>>> generate_archive("/tmp/archive", specs={"field": field_test_spec(REGIONS["basin"])},
+...                  events_per_region=10)  # doctest: +SKIP
 
-Modules: :mod:`.regions` (all parameters), :mod:`.physics` (sources, propagation,
+Modules: :mod:`.regions` (all physical parameters), :mod:`.recording` (how a network
+records and reports: :class:`RecordingSpec`), :mod:`.physics` (sources, propagation,
 noise, instruments), :mod:`.events` (keyed sampling of networks and events),
-:mod:`.waveforms` (FFT synthesis in counts), :mod:`.generate` (file writing).
+:mod:`.stations` (per-station recording plan, field-test preset), :mod:`.waveforms`
+(FFT synthesis in counts), :mod:`.streams` (channels, resampling, miniSEED, corrupt
+files), :mod:`.inventory` (StationXML), :mod:`.generate` (file writing).
 """
 from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, sample_event, true_type_of
 from .generate import generate_archive, generate_region
+from .recording import CRATON_RECORDING, RecordingSpec
 from .regions import REGIONS, RegionSpec
+from .stations import FIELD_TEST, StationPlan, build_plan, field_test_spec
 
 __all__ = [
     "REGIONS",
     "RegionSpec",
+    "RecordingSpec",
+    "CRATON_RECORDING",
+    "FIELD_TEST",
+    "field_test_spec",
+    "build_plan",
+    "StationPlan",
     "generate_archive",
     "generate_region",
     "sample_event",

@@ -25,7 +25,7 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 CLASS_ANCHOR_SPAN = 6
 
 # Stream tags keep the keyed random streams of one (seed, region) apart.
-_STREAM_EVENT, _STREAM_NETWORK, _STREAM_CLASSES, _STREAM_WAVEFORM = 1, 2, 3, 4
+_STREAM_EVENT, _STREAM_NETWORK, _STREAM_CLASSES, _STREAM_WAVEFORM, _STREAM_RECORDING = 1, 2, 3, 4, 5
 
 
 def _entropy(seed: int, region: str, stream: int, *extra: int) -> list[int]:
@@ -296,3 +296,9 @@ def sample_event(spec: RegionSpec, seed: int, index: int) -> SyntheticEvent:
 def waveform_rng(spec: RegionSpec, seed: int, index: int) -> np.random.Generator:
     """Independent stream for the noise, coda and path scatter of event ``index``."""
     return keyed_rng(seed, spec.name, _STREAM_WAVEFORM, index)
+
+
+def recording_rng(spec: RegionSpec, seed: int, *extra: int) -> np.random.Generator:
+    """Stream of the recording plan (component sets, rates, azimuths, defect stations;
+    ``extra`` = ``(1,)``: corrupt files), separate from the network and the events."""
+    return keyed_rng(seed, spec.name, _STREAM_RECORDING, *extra)

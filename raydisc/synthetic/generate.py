@@ -1,19 +1,19 @@
-"""Write synthetic regions as real files: QuakeML, StationXML, miniSEED, truth CSV.
+"""Write synthetic regions as real files: QuakeML, StationXML, miniSEED, truth CSVs.
 
 Paths come from :mod:`raydisc.data.layout`; every file is written with
 :func:`raydisc.storage.open_atomic` / :func:`raydisc.storage.write_bytes_atomic`, so the
-root may be a local folder or an object-store URI (``s3://bucket/prefix``).
+root may be a local folder or an object-store URI (``s3://bucket/prefix``). Besides
+``truth.csv`` (per event) each region gets ``stations.csv`` (per sensor: channels,
+rate, orientation, metadata defects; see :data:`STATION_COLUMNS`).
 """
 from __future__ import annotations
 
-import copy
 import csv
 import io
 from typing import Mapping, Sequence
 
 import numpy as np
 from lxml import etree
-from obspy import Inventory, Stream, Trace, UTCDateTime
 from obspy.core.event import (
     Arrival,
     Catalog,
@@ -27,22 +27,18 @@ from obspy.core.event import (
     ResourceIdentifier,
     WaveformStreamID,
 )
-from obspy.core.inventory import Channel, Network as InvNetwork, Site, Station
-from obspy.core.inventory.response import CoefficientsTypeResponseStage, Response
 
 from ..data import layout
-from ..storage import open_atomic, write_bytes_atomic
+from ..storage import join, open_atomic, write_bytes_atomic
 from . import physics
 from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, local_to_geographic, sample_event, waveform_rng
+# AGENCY, CREATED, build_inventory, channel_response, mseed_bytes: re-exported, they lived here.
+from .inventory import AGENCY, CREATED, build_inventory, channel_response, inventory_bytes  # noqa: F401
 from .regions import REGIONS, RegionSpec
-from .waveforms import RegionGrid, build_grid, synthesize_counts
+from .stations import StationPlan, build_plan, corrupt_events
+from .streams import MSEED_RECORD_LENGTH, corrupt, event_stream, mseed_bytes  # noqa: F401
+from .waveforms import build_grid
 
-#: Fixed creation time, so the written files depend only on the seed.
-CREATED = UTCDateTime("2020-06-01T00:00:00")
-AGENCY = "raydisc-synthetic"
-#: Orientation (azimuth, dip) of the Z, N, E channels in StationXML conventions.
-ORIENTATIONS = ((0.0, -90.0), (0.0, 0.0), (90.0, 0.0))
-MSEED_RECORD_LENGTH = 4096
 #: Events serialised to QuakeML per batch: ObsPy event objects are heavy (a few hundred
 #: kB each with picks and arrivals), so large catalogs are streamed, not built whole.
 CATALOG_CHUNK = 250
@@ -57,95 +53,40 @@ TRUTH_COLUMNS = (
     "origin_time",
     "quarry",
 )
+#: Added to ``truth.csv`` of regions with corrupt files: ``ok``, ``garbled`` or
+#: ``truncated`` (see :data:`raydisc.synthetic.recording.CORRUPT_MODES`).
+WAVEFORM_FILE_COLUMN = "waveform_file"
+STATIONS_FILE = "stations.csv"
+#: ``stations.csv``: one row per sensor. ``components`` is the station's component set
+#: (ZNE letters), ``channels`` the sensor's SEED codes (space-separated), ``azimuth_1``
+#: the azimuth of channel 1 (empty with N/E), ``response`` full / sensitivity / none,
+#: ``in_inventory`` and ``coordinates`` 1 or 0 (coordinates: in the StationXML),
+#: ``epoch_gap_start``/``_end`` the gap between the channel epochs (empty without),
+#: ``defects`` the station's defects and a ``dual_sensor`` mark (space-separated; see
+#: :attr:`raydisc.synthetic.stations.StationPlan.defects`).
+STATION_COLUMNS = (
+    "station",
+    "location",
+    "channels",
+    "components",
+    "sampling_rate_hz",
+    "instrument",
+    "primary",
+    "azimuth_1",
+    "latitude",
+    "longitude",
+    "elevation_m",
+    "in_inventory",
+    "response",
+    "coordinates",
+    "epoch_gap_start",
+    "epoch_gap_end",
+    "defects",
+)
 
 
-# ------------------------------------------------------------------------ inventory
-def channel_response(spec: RegionSpec) -> Response:
-    """Seismometer poles/zeros (m/s -> V) plus digitizer gain (V -> counts)."""
-    ins = spec.instrument
-    f_norm = ins.normalization_hz
-    response = Response.from_paz(
-        zeros=list(ins.zeros),
-        poles=list(ins.poles),
-        stage_gain=ins.generator_v_per_m_s,
-        stage_gain_frequency=f_norm,
-        input_units="M/S",
-        output_units="V",
-        normalization_frequency=f_norm,
-        normalization_factor=physics.paz_normalization(ins),
-    )
-    response.response_stages.append(
-        CoefficientsTypeResponseStage(
-            stage_sequence_number=2,
-            stage_gain=ins.digitizer_counts_per_v,
-            stage_gain_frequency=f_norm,
-            input_units="V",
-            output_units="COUNTS",
-            cf_transfer_function_type="DIGITAL",
-            numerator=[],
-            denominator=[],
-            decimation_input_sample_rate=spec.sampling_rate_hz,
-            decimation_factor=1,
-            decimation_offset=0,
-            decimation_delay=0.0,
-            decimation_correction=0.0,
-        )
-    )
-    response.recalculate_overall_sensitivity(f_norm)
-    # from_paz labelled the overall sensitivity with the sensor's units (m/s -> V);
-    # the whole chain ends in counts.
-    response.instrument_sensitivity.input_units = "M/S"
-    response.instrument_sensitivity.output_units = "COUNTS"
-    sensitivity = response.instrument_sensitivity.value
-    if not np.isclose(sensitivity, ins.sensitivity_counts_per_m_s, rtol=1e-6):
-        raise AssertionError(
-            f"{spec.name}: response sensitivity {sensitivity} != applied gain {ins.sensitivity_counts_per_m_s}"
-        )
-    return response
-
-
-def build_inventory(spec: RegionSpec, network: Network) -> Inventory:
-    response = channel_response(spec)
-    start = UTCDateTime(spec.catalog.start) - 365 * 86400
-    stations = []
-    for i, code in enumerate(network.station_codes):
-        lat, lon, elev = float(network.latitude[i]), float(network.longitude[i]), float(network.elevation_m[i])
-        channels = [
-            Channel(
-                code=cha,
-                location_code="",
-                latitude=lat,
-                longitude=lon,
-                elevation=elev,
-                depth=0.0,
-                azimuth=az,
-                dip=dip,
-                sample_rate=spec.sampling_rate_hz,
-                start_date=start,
-                sensor=None,
-                response=copy.deepcopy(response),
-            )
-            for cha, (az, dip) in zip(spec.channel_codes, ORIENTATIONS)
-        ]
-        stations.append(
-            Station(
-                code=code,
-                latitude=lat,
-                longitude=lon,
-                elevation=elev,
-                start_date=start,
-                creation_date=start,
-                site=Site(name=f"{spec.name} {code}"),
-                channels=channels,
-            )
-        )
-    net = InvNetwork(
-        code=network.code,
-        stations=stations,
-        start_date=start,
-        description=f"raydisc synthetic {spec.name} network ({spec.instrument.name})",
-    )
-    return Inventory(networks=[net], source=AGENCY, created=CREATED, module="raydisc.synthetic", module_uri=None)
+def stations_uri(root: str, region: str) -> str:
+    return join(root, region, STATIONS_FILE)
 
 
 # -------------------------------------------------------------------------- catalog
@@ -153,8 +94,11 @@ def _rid(*parts: str) -> ResourceIdentifier:
     return ResourceIdentifier(layout.RESOURCE_ID_PREFIX + "/".join(parts))
 
 
-def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent) -> Event:
-    """QuakeML event: catalog origin (with location error), ML, P and S picks and arrivals."""
+def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent, plan: Sequence[StationPlan] | None = None) -> Event:
+    """QuakeML event: catalog origin (with location error), ML and, unless the region's
+    recording has ``picks=False``, P and S picks and arrivals at every station, on the
+    Z channel (or first channel) of its primary sensor in ``plan`` (default: the
+    region's nominal Z channel, location ``""``)."""
     eid = event.event_id
     creation = CreationInfo(agency_id=AGENCY, creation_time=CREATED)
     # True arrival times (from the true hypocentre) plus pick errors.
@@ -169,10 +113,15 @@ def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent) -> Ev
     cat_depth = event.catalog_depth_km
     pred = {w: physics.travel_times(spec.crust, cat_dist, cat_depth, w) for w in ("P", "S")}
     lat, lon = local_to_geographic(spec, event.catalog_east_km, event.catalog_north_km)
-    z_channel = spec.channel_codes[0]
+    pick_channels = [("", spec.channel_codes[0])] * network.n_stations
+    if plan is not None:
+        pick_channels = [(s.primary.location, s.primary.channel_codes[0]) for s in plan]
     picks, arrivals = [], []
     for i, sta in enumerate(network.station_codes):
-        wid = WaveformStreamID(network_code=network.code, station_code=sta, location_code="", channel_code=z_channel)
+        if not spec.recording.picks:
+            break
+        location, channel = pick_channels[i]
+        wid = WaveformStreamID(network_code=network.code, station_code=sta, location_code=location, channel_code=channel)
         for phase, t_obs, sigma in (("P", t_p[i], spec.waves.p_pick_sigma_s), ("S", t_s[i], spec.waves.s_pick_sigma_s)):
             pick = Pick(
                 resource_id=_rid(eid, "pick", sta, phase),
@@ -204,7 +153,7 @@ def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent) -> Ev
         depth_errors=QuantityError(uncertainty=spec.catalog.depth_sigma_km * 1e3),
         arrivals=arrivals,
         quality=OriginQuality(
-            used_phase_count=len(arrivals),
+            used_phase_count=len(arrivals) if arrivals else None,
             used_station_count=network.n_stations,
             minimum_distance=float(cat_dist.min() / physics.KM_PER_DEGREE),
             maximum_distance=float(cat_dist.max() / physics.KM_PER_DEGREE),
@@ -234,6 +183,7 @@ def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent) -> Ev
 
 
 def truth_row(spec: RegionSpec, event: SyntheticEvent) -> dict:
+    """The ``TRUTH_COLUMNS`` of ``event``: true type and hypocentre."""
     lat, lon = local_to_geographic(spec, event.east_km, event.north_km)
     return {
         "event_id": event.event_id,
@@ -248,34 +198,44 @@ def truth_row(spec: RegionSpec, event: SyntheticEvent) -> dict:
     }
 
 
-# ------------------------------------------------------------------------ waveforms
-def waveform_stream(grid: RegionGrid, event: SyntheticEvent, counts: np.ndarray) -> Stream:
-    """Traces of ``counts`` (int32 ``(n_sta, 3, n)``), starting ``pre_origin_s`` before
-    the true origin."""
-    spec, net = grid.spec, grid.network
-    start = event.origin_time - spec.pre_origin_s
-    traces = [
-        Trace(
-            data=counts[i, c],
-            header={
-                "network": net.code,
-                "station": sta,
-                "location": "",
-                "channel": cha,
-                "sampling_rate": spec.sampling_rate_hz,
-                "starttime": start,
-            },
-        )
-        for i, sta in enumerate(net.station_codes)
-        for c, cha in enumerate(spec.channel_codes)
-    ]
-    return Stream(traces)
+
+def station_rows(network: Network, plan: Sequence[StationPlan]) -> list[dict]:
+    """The :data:`STATION_COLUMNS` rows of ``plan``, one per sensor."""
+    rows = []
+    for station in plan:
+        i = station.index
+        gap = station.epoch_gap
+        for sensor in station.sensors:
+            rows.append(
+                {
+                    "station": station.code,
+                    "location": sensor.location,
+                    "channels": " ".join(sensor.channel_codes),
+                    "components": station.components if sensor.primary else "ZNE",
+                    "sampling_rate_hz": f"{sensor.sampling_rate_hz:g}",
+                    "instrument": sensor.instrument.name,
+                    "primary": int(sensor.primary),
+                    "azimuth_1": "" if station.azimuth_1 is None or not sensor.primary else f"{station.azimuth_1:.1f}",
+                    "latitude": f"{float(network.latitude[i]):.5f}",
+                    "longitude": f"{float(network.longitude[i]):.5f}",
+                    "elevation_m": f"{float(network.elevation_m[i]):.0f}",
+                    "in_inventory": int(station.in_inventory),
+                    "response": station.response,
+                    "coordinates": int(station.coordinates),
+                    "epoch_gap_start": "" if gap is None else str(gap[0]),
+                    "epoch_gap_end": "" if gap is None else str(gap[1]),
+                    "defects": " ".join(station.defects),
+                }
+            )
+    return rows
 
 
-def mseed_bytes(stream: Stream) -> bytes:
-    buffer = io.BytesIO()
-    stream.write(buffer, format="MSEED", encoding="STEIM2", reclen=MSEED_RECORD_LENGTH)
-    return buffer.getvalue()
+def _csv_bytes(columns: Sequence[str], rows: list[dict]) -> bytes:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
 
 
 def _xml_bytes(obj, fmt: str) -> bytes:
@@ -285,9 +245,16 @@ def _xml_bytes(obj, fmt: str) -> bytes:
 
 
 def write_catalog(
-    uri: str, spec: RegionSpec, network: Network, events: Sequence[SyntheticEvent], seed: int, chunk: int = CATALOG_CHUNK
+    uri: str,
+    spec: RegionSpec,
+    network: Network,
+    events: Sequence[SyntheticEvent],
+    seed: int,
+    chunk: int = CATALOG_CHUNK,
+    plan: Sequence[StationPlan] | None = None,
 ) -> None:
-    """Write the region's QuakeML catalog, serialising ``chunk`` events at a time.
+    """Write the region's QuakeML catalog, serialising ``chunk`` events at a time
+    (``plan``: see :func:`build_event`).
 
     ObsPy writes the document shell (catalog id, description, creation info); the
     ``<event>`` elements of each batch, serialised by ObsPy too, are streamed into it.
@@ -305,7 +272,7 @@ def write_catalog(
     with open_atomic(uri) as f:
         f.write(shell[:cut])
         for start in range(0, len(events), chunk):
-            batch = Catalog(events=[build_event(spec, network, e) for e in events[start : start + chunk]])
+            batch = Catalog(events=[build_event(spec, network, e, plan) for e in events[start : start + chunk]])
             parameters = etree.fromstring(_xml_bytes(batch, "QUAKEML")).find("{*}eventParameters")
             for element in parameters.findall("{*}event"):
                 element.tail = "\n  "
@@ -317,8 +284,10 @@ def write_catalog(
 def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, progress: bool = False) -> dict:
     """Write one region under ``root`` and return its summary (see :func:`generate_archive`)."""
     network = build_network(spec, seed)
+    plan = build_plan(spec, network, seed)
     grid = build_grid(spec, network)
-    write_bytes_atomic(layout.inventory_uri(root, spec.name), _xml_bytes(build_inventory(spec, network), "STATIONXML"))
+    write_bytes_atomic(layout.inventory_uri(root, spec.name), inventory_bytes(spec, network, plan))
+    spoiled = corrupt_events(spec, seed, n_events)
     events: list[SyntheticEvent] = []
     indices = range(n_events)
     if progress:
@@ -327,20 +296,22 @@ def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, p
         indices = tqdm(indices, desc=spec.name, unit="event")
     for index in indices:
         event = sample_event(spec, seed, index)
-        counts = synthesize_counts(grid, event, waveform_rng(spec, seed, index))
-        write_bytes_atomic(
-            layout.waveform_uri(root, spec.name, event.event_id), mseed_bytes(waveform_stream(grid, event, counts))
-        )
+        data = mseed_bytes(event_stream(grid, plan, event, waveform_rng(spec, seed, index)))
+        if index in spoiled:
+            data = corrupt(data, spoiled[index], spec, seed, index)
+        write_bytes_atomic(layout.waveform_uri(root, spec.name, event.event_id), data)
         events.append(event)
     rows = [truth_row(spec, event) for event in events]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=TRUTH_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(layout.truth_uri(root, spec.name), text.getvalue().encode())
+    columns = TRUTH_COLUMNS
+    if spec.recording.corrupt_files:
+        columns = TRUTH_COLUMNS + (WAVEFORM_FILE_COLUMN,)
+        for i, row in enumerate(rows):
+            row[WAVEFORM_FILE_COLUMN] = spoiled.get(i, "ok")
+    write_bytes_atomic(layout.truth_uri(root, spec.name), _csv_bytes(columns, rows))
+    write_bytes_atomic(stations_uri(root, spec.name), _csv_bytes(STATION_COLUMNS, station_rows(network, plan)))
     # The catalog goes last: layout.list_regions treats a folder with a catalog as a
     # complete region.
-    write_catalog(layout.catalog_uri(root, spec.name), spec, network, events, seed)
+    write_catalog(layout.catalog_uri(root, spec.name), spec, network, events, seed, plan=plan)
     return {
         "events": n_events,
         EARTHQUAKE: sum(r["catalog_type"] == EARTHQUAKE for r in rows),
@@ -352,10 +323,11 @@ def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, p
 
 def generate_archive(
     root: str,
-    regions: Sequence[str] | None = None,
+    regions: Sequence[str] | str | None = None,
     events_per_region: int | Mapping[str, int] = 200,
     seed: int = 0,
     progress: bool = False,
+    specs: Mapping[str, RegionSpec] | None = None,
 ) -> dict[str, dict]:
     """Write a synthetic multi-region archive under ``root`` (local path or fsspec URI).
 
@@ -365,29 +337,41 @@ def generate_archive(
         Archive root; each region goes to ``{root}/{region}/`` as laid out in
         :mod:`raydisc.data.layout`.
     regions:
-        Region names from :data:`REGIONS` (default: the keys of ``events_per_region``
-        when it is a mapping, else all three).
+        Region names from :data:`REGIONS` or ``specs`` (default: the keys of
+        ``events_per_region`` when it is a mapping, else those of ``specs`` when given,
+        else the three built-in regions).
     events_per_region:
         Events per region, one number for all or a mapping region -> number.
     seed:
         Master seed. Event ``i`` of a region depends only on ``(seed, region, i)``.
     progress:
         Show a progress bar per region.
+    specs:
+        Extra or replacement regions by name, e.g.
+        ``{"field": field_test_spec(REGIONS["basin"])}`` or
+        ``{"b2": dataclasses.replace(REGIONS["basin"], name="b2", recording=...)}``;
+        each spec's ``name`` must equal its key.
 
     Returns
     -------
     ``{region: {"events", "earthquake", "quarry blast", "stations", "recordings"}}``;
     class counts are by *catalog* event type (the labels a pipeline sees, including
-    the ~1 % label noise; ``truth.csv`` has the true types).
+    the ~1 % label noise; ``truth.csv`` has the true types). ``recordings`` counts
+    station recordings written, corrupt files included.
     """
+    known = dict(REGIONS)
+    for name, spec in (specs or {}).items():
+        if spec.name != name:
+            raise ValueError(f"specs[{name!r}] is named {spec.name!r}: the key must be the spec's name")
+        known[name] = spec
     per_region = isinstance(events_per_region, Mapping)
     if regions is None:
-        names = list(events_per_region) if per_region else list(REGIONS)
+        names = list(events_per_region) if per_region else list(specs) if specs else list(REGIONS)
     else:
         names = [regions] if isinstance(regions, str) else list(regions)
-    unknown = [r for r in names if r not in REGIONS]
+    unknown = [r for r in names if r not in known]
     if unknown:
-        raise ValueError(f"unknown region(s) {unknown}; known: {sorted(REGIONS)}")
+        raise ValueError(f"unknown region(s) {unknown}; known: {sorted(known)}")
     counts = {}
     for name in names:
         if per_region and name not in events_per_region:
@@ -396,4 +380,5 @@ def generate_archive(
         if n < 0:
             raise ValueError(f"events_per_region for {name} must be >= 0, got {n}")
         counts[name] = n
-    return {name: generate_region(root, REGIONS[name], n, seed=seed, progress=progress) for name, n in counts.items()}
+    return {name: generate_region(root, known[name], n, seed=seed, progress=progress) for name, n in counts.items()}
+

@@ -6,13 +6,18 @@ physics code (:mod:`raydisc.synthetic.physics`) and the sampler
 as real networks do: crust and attenuation, station count and aperture, sampling rate,
 instrument, noise, magnitude ranges, blasting practice and class balance.
 
+How each network records and reports (component sets, sampling rates, picks, metadata
+defects) is its :class:`~raydisc.synthetic.recording.RecordingSpec`.
+
 Units are in the field names or docstrings: km, km/s, g/cm^3, Hz, s, MPa, m/s/sqrt(Hz)
 (noise amplitude spectral densities of ground velocity), V/(m/s), counts/V.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .recording import CRATON_RECORDING, RecordingSpec
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,11 @@ class CatalogSpec:
 
 @dataclass(frozen=True)
 class RegionSpec:
-    """Everything that defines one synthetic region."""
+    """Everything that defines one synthetic region.
+
+    ``sampling_rate_hz`` is the rate the waveforms are synthesised at, and the rate of
+    every station unless ``recording.sampling_rates_hz`` gives station rates.
+    """
 
     name: str
     latitude: float  # region centre, degrees
@@ -291,15 +300,50 @@ class RegionSpec:
     post_origin_s: float = 150.0
     p_window_before_s: float = 10.0
     p_window_after_s: float = 80.0
+    #: How the network records and reports; the default is complete 3-component data.
+    recording: RecordingSpec = field(default_factory=RecordingSpec)
 
     @property
     def channel_codes(self) -> tuple[str, str, str]:
-        """Z, N, E channel codes (SEED band + 'H' high-gain seismometer + orientation)."""
+        """Nominal Z, N, E channel codes (SEED band + 'H' high-gain seismometer +
+        orientation) at ``sampling_rate_hz``: the codes of every station under the
+        default :class:`RecordingSpec`; with recording options the per-station codes
+        come from :func:`raydisc.synthetic.stations.build_plan`."""
         return tuple(f"{self.instrument.band_code}H{c}" for c in "ZNE")  # type: ignore[return-value]
 
 
 _GEOPHONE_1HZ = _geophone(1.0, 0.707)
 _SHORT_PERIOD_2HZ = _geophone(2.0, 0.7)
+
+#: The basin network's broadband sensor; also the second sensor of dual-sensor stations
+#: in :func:`raydisc.synthetic.stations.field_test_spec`.
+BROADBAND_120S = InstrumentSpec(
+    name="120 s broadband (Trillium-120-like), 24-bit datalogger",
+    band_code="H",  # >= 80 Hz, long period
+    zeros=(0j, 0j, -90.0 + 0j, -160.7 + 0j, -3108.0 + 0j),
+    poles=(
+        -0.03852 + 0.03658j,
+        -0.03852 - 0.03658j,
+        -178.0 + 0j,
+        -135.0 + 160.0j,
+        -135.0 - 160.0j,
+        -671.0 + 1154.0j,
+        -671.0 - 1154.0j,
+    ),
+    generator_v_per_m_s=1201.0,
+    normalization_hz=1.0,
+    digitizer_counts_per_v=8.388608e5,
+)
+#: The craton network's sensor; also the sensor of :func:`~raydisc.synthetic.stations.field_test_spec`.
+SHORT_PERIOD_2HZ = InstrumentSpec(
+    name="2 Hz short-period (L-22-like) with preamplifier, 24-bit datalogger",
+    band_code="E",  # at the craton's 100 Hz synthesis rate; per-station codes follow each rate
+    zeros=_SHORT_PERIOD_2HZ[0],
+    poles=_SHORT_PERIOD_2HZ[1],
+    generator_v_per_m_s=88.0,
+    normalization_hz=10.0,
+    digitizer_counts_per_v=2.2e7,
+)
 
 ALPINE = RegionSpec(
     name="alpine",
@@ -405,23 +449,7 @@ BASIN = RegionSpec(
         turning_depth_per_km=0.18,
     ),
     attenuation=AttenuationSpec(qp0=130.0, qs0=85.0, eta=0.7, kappa_s=0.045),
-    instrument=InstrumentSpec(
-        name="120 s broadband (Trillium-120-like), 24-bit datalogger",
-        band_code="H",  # >= 80 Hz, long period
-        zeros=(0j, 0j, -90.0 + 0j, -160.7 + 0j, -3108.0 + 0j),
-        poles=(
-            -0.03852 + 0.03658j,
-            -0.03852 - 0.03658j,
-            -178.0 + 0j,
-            -135.0 + 160.0j,
-            -135.0 - 160.0j,
-            -671.0 + 1154.0j,
-            -671.0 - 1154.0j,
-        ),
-        generator_v_per_m_s=1201.0,
-        normalization_hz=1.0,
-        digitizer_counts_per_v=8.388608e5,
-    ),
+    instrument=BROADBAND_120S,
     noise=NoiseSpec(
         microseism_asd=6.0e-7,
         microseism_hz=0.17,
@@ -494,7 +522,8 @@ CRATON = RegionSpec(
     latitude=62.4,
     longitude=26.1,
     utc_offset_h=2.0,
-    sampling_rate_hz=50.0,
+    # Synthesis rate; the stations digitise at 20-500 Hz (CRATON_RECORDING).
+    sampling_rate_hz=100.0,
     blast_fraction=0.06,
     crust=CrustModel(
         tops_km=(0.0, 0.5, 12.0, 28.0, 48.0),
@@ -506,15 +535,7 @@ CRATON = RegionSpec(
     attenuation=AttenuationSpec(
         qp0=450.0, qs0=300.0, eta=0.45, kappa_s=0.015, spreading_crossover_km=100.0
     ),
-    instrument=InstrumentSpec(
-        name="2 Hz short-period (L-22-like) with preamplifier, 24-bit datalogger",
-        band_code="S",  # 10-80 Hz, short period
-        zeros=_SHORT_PERIOD_2HZ[0],
-        poles=_SHORT_PERIOD_2HZ[1],
-        generator_v_per_m_s=88.0,
-        normalization_hz=10.0,
-        digitizer_counts_per_v=2.2e7,
-    ),
+    instrument=SHORT_PERIOD_2HZ,
     noise=NoiseSpec(
         microseism_asd=3.0e-7,
         microseism_hz=0.25,
@@ -532,7 +553,9 @@ CRATON = RegionSpec(
     network=NetworkSpec(
         code="CR",
         station_prefix="CRT",
-        n_stations=7,
+        # More than a 3-C network would need: field stations are lost to vertical-only
+        # components, slow digitizers and missing metadata.
+        n_stations=10,
         min_radius_km=20.0,
         max_radius_km=200.0,
         min_spacing_km=45.0,
@@ -578,6 +601,7 @@ CRATON = RegionSpec(
         rg_to_p=20.0,
     ),
     catalog=CatalogSpec(location_sigma_km=2.0, depth_sigma_km=3.0, magnitude_sigma=0.1),
+    recording=CRATON_RECORDING,
 )
 
 #: The three built-in regions, by name.

@@ -300,9 +300,22 @@ def _cexp64(log_amp: np.ndarray, phase: np.ndarray) -> np.ndarray:
     return out
 
 
-def synthesize_counts(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -> np.ndarray:
-    """Raw counts of every station and component, int32 ``(n_stations, 3, n_samples)``,
-    starting ``spec.pre_origin_s`` before the true origin time, components Z, N, E."""
+def synthesize_series(
+    grid: RegionGrid,
+    event: SyntheticEvent,
+    rng: np.random.Generator,
+    second_sensors: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Counts of every station and component before rounding: float32
+    ``(n_stations, 3, n_fft)`` (components Z, N, E), the whole circular FFT buffer,
+    starting ``spec.pre_origin_s`` before the true origin time; samples from
+    ``grid.n_samples`` on are the padding, which continues the series circularly.
+
+    ``second_sensors = (rows, response)``: the stations ``rows`` (int ``(k,)``) also
+    have a co-located sensor of complex response ``response`` (counts per m/s on
+    ``grid.freqs``); the second array returned, float32 ``(k, 3, n_fft)``, is the same
+    ground motion (signal and noise) recorded through it (``None`` without).
+    """
     spec, f = grid.spec, grid.freqs
     fs = grid.sampling_rate
     n_sta = grid.network.n_stations
@@ -320,26 +333,53 @@ def synthesize_counts(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Ge
     cultural = physics.cultural_noise_factor(local.hour + local.minute / 60.0, local.weekday, spec.noise)
     microseism = rng.lognormal(0.0, spec.noise.microseism_event_sigma)
     asd = physics.noise_asd(f, spec.noise, microseism, cultural)
-    noise_scale = (asd * grid.response * math.sqrt(fs * n_fft / 2.0)).astype(np.complex64)
     parts = rng.random((n_sta, 3, n_freq, 2), dtype=np.float32)
     parts -= np.float32(0.5)
+    noise_factor = grid.network.noise_factor.astype(np.float32)
+    second = None
+    if second_sensors is not None:
+        # The second sensor sees the same noise draw (the same ground) through its own
+        # response; copied before the primary's scaling below works in place.
+        rows, response2 = second_sensors
+        second = parts[rows].view(np.complex64)[..., 0].copy()
+        second *= (asd * response2 * math.sqrt(fs * n_fft / 2.0) * math.sqrt(6.0)).astype(np.complex64)[None, None, :]
+        second *= noise_factor[rows][:, None, None]
+        common2 = fs * 2j * math.pi * f * response2
+    noise_scale = (asd * grid.response * math.sqrt(fs * n_fft / 2.0)).astype(np.complex64)
     total = parts.view(np.complex64)[..., 0]  # real and imaginary parts, no copy
     # Uniform parts of variance 1/2 each: sqrt(6) * (u - 1/2).
     total *= (noise_scale * np.float32(math.sqrt(6.0)))[None, None, :]
-    total *= grid.network.noise_factor.astype(np.float32)[:, None, None]
+    total *= noise_factor[:, None, None]
     # Velocity (2 pi i f) in counts (response), fs for the discrete spike convention.
     common = fs * 2j * math.pi * f * grid.response
     for j, phase in enumerate(phases):
         series = _phase_series(grid, phase, uniform[:, :, j * shift : j * shift + n_fft])
         spectrum = sfft.rfft(series, axis=-1)
-        wavelet = _cexp64(phase.log_amp, phase.phase)
-        wavelet *= (phase.source * common).astype(np.complex64)[None, :]
         if phase.horizontal_quadrature:
             spectrum[:, 1:] *= np.complex64(1j)
+        if second is not None:
+            wavelet2 = _cexp64(phase.log_amp[rows], phase.phase[rows])
+            wavelet2 *= (phase.source * common2).astype(np.complex64)[None, :]
+            second += spectrum[rows] * wavelet2[:, None, :]
+        wavelet = _cexp64(phase.log_amp, phase.phase)
+        wavelet *= (phase.source * common).astype(np.complex64)[None, :]
         spectrum *= wavelet[:, None, :]
         total += spectrum
-    counts = sfft.irfft(total, n=n_fft, axis=-1)[..., : grid.n_samples]
-    clip = spec.instrument.clip_counts
-    np.rint(counts, out=counts)
-    np.clip(counts, -clip, clip - 1, out=counts)
-    return counts.astype(np.int32)
+    series = sfft.irfft(total, n=n_fft, axis=-1)
+    return series, (None if second is None else sfft.irfft(second, n=n_fft, axis=-1))
+
+
+def to_counts(series: np.ndarray, clip: int) -> np.ndarray:
+    """Round to integer counts and clip to the digitizer's full scale ``[-clip, clip - 1]``
+    (int32, same shape; ``series`` is float and is overwritten)."""
+    np.rint(series, out=series)
+    np.clip(series, -clip, clip - 1, out=series)
+    return series.astype(np.int32)
+
+
+def synthesize_counts(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -> np.ndarray:
+    """Raw counts of every station and component, int32 ``(n_stations, 3, n_samples)``,
+    starting ``spec.pre_origin_s`` before the true origin time, components Z, N, E, at
+    the region's (synthesis) sampling rate."""
+    series, _ = synthesize_series(grid, event, rng)
+    return to_counts(series[..., : grid.n_samples], grid.spec.instrument.clip_counts)

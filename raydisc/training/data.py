@@ -150,6 +150,7 @@ class _Decode:
         if self.drop_horizontals > 0:
             drop = rng.random(len(x)) < self.drop_horizontals
             if drop.any():
+                x = x.copy() if not x.flags.writeable else x  # a zero-copy view of the Arrow buffer
                 keep = np.ones((int(drop.sum()), 3), dtype=bool)
                 keep[:, 1:] = False
                 x[drop] = drop_components(x[drop], self.kind, keep)
