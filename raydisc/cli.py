@@ -12,6 +12,10 @@ Each subcommand is one step of the workflow::
     raydisc report RUN_DIR           Markdown report of a cross-region experiment (jobs/crossregion.py)
     raydisc serve BUNDLE             HTTP endpoint (Ray Serve)
     raydisc reprocess BUNDLE OUT     classify whole archives (Ray Data)
+
+Real networks' data (vertical-only and 3-component stations, numbered horizontals,
+mixed sampling rates, catalogs without picks, partial StationXML) go in as they are:
+see `raydisc preprocess --help` and docs/real-data.md.
 """
 from __future__ import annotations
 
@@ -341,11 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(sub, add_preprocess_arguments, run_preprocess, "preprocess",
              help="turn an archive into Parquet shards (Ray Data)",
-             description="Read catalog + inventory + miniSEED with ObsPy, cut each station's 3-component "
-                         "window, remove the sensitivity, band-pass, resample, and write spectrograms and "
-                         "normalised waveforms into Parquet shards per region, with an event-wise "
-                         "train/validation/test split. Unusable recordings go to a rejects table with "
-                         "the reason. Re-running skips complete shards.")
+             description="Read catalog + inventory + miniSEED with ObsPy, cut each station's window (1, 2 or 3 "
+                         "components: Z-only stations, 1/2 horizontals rotated to N/E; the best band by "
+                         "--channel-priority; around the catalog's P pick or, without one, the P arrival "
+                         "predicted from the origin), remove the full instrument response, band-pass, "
+                         "resample (any rate >= 38 Hz), and write spectrograms and normalised waveforms into "
+                         "Parquet shards per region, with an event-wise train/validation/test split. "
+                         "Unusable recordings go to a rejects table with the reason; stations without data "
+                         "are counted apart. Re-running skips complete shards. ARCHIVE holds "
+                         "{region}/catalog.xml (QuakeML), {region}/inventory.xml (StationXML, complete or "
+                         "partial) and {region}/waveforms/{event_id}.mseed; see docs/real-data.md.")
 
     _command(sub, add_summary_arguments, run_summary, "summary",
              help="counts per region/split/class and rejects of a shard folder")
@@ -409,13 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .data.ingest import IngestError
+    from .data.pipeline import PipelineError
     from .data.shards import ShardError
     from .ensemble.bundle import BundleError
     from .training.ensemble import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, IngestError, ShardError, BundleError, TrainingError, FileNotFoundError) as exc:
+    except (ConfigError, IngestError, PipelineError, ShardError, BundleError, TrainingError, FileNotFoundError) as exc:
         print(f"raydisc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

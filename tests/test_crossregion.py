@@ -75,6 +75,12 @@ def test_report_renders_from_the_stored_tables(experiment, capsys):
                      & (table["stage"] == "finetuned") & (table["model"] == "ensemble")]["value"].item()
     assert f"{100 * accuracy:.1f}" in text
     assert "basin" in text and "spectrogram_cnn" in text
+    # Station accuracy per component set: the tiny basin is 3-component with catalog picks.
+    groups = storage.read_frame(os.path.join(run_dir, "results", "groups.parquet"))
+    assert set(groups["stage"]) == {"pretrained", "finetuned", "target_only"}
+    assert set(groups[groups["group"] == "components"]["value"]) == {"ZNE"}
+    section = text.split("## Station accuracy by component set and pick source", 1)[1].split("\n## ", 1)[0]
+    assert "components = ZNE" in section and "pick_source = catalog" in section
 
 
 @pytest.mark.parametrize("changes, message", [

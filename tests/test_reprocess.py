@@ -83,7 +83,7 @@ def _offline(archive: str, region: str, bundle_uri: str) -> dict:
     """Station probabilities computed without Ray: ingest's cut, the one preprocessing
     function, the bundle's member probabilities, soft vote."""
     b = load_bundle(bundle_uri)
-    stations = read_stations(layout.inventory_uri(archive, region), b.preprocess_config.components)
+    stations = read_stations(layout.inventory_uri(archive, region))
     recordings = []
     for event in read_catalog(layout.catalog_uri(archive, region), region):
         recordings += cut_recordings(layout.waveform_uri(archive, region, event.event_id), event, stations,
@@ -91,7 +91,7 @@ def _offline(archive: str, region: str, bundle_uri: str) -> dict:
     x = preprocess_recordings(recordings, b.preprocess_config)[b.input_kind]
     member = b.member_probabilities(x)
     probs = soft_vote(member)
-    return {(r.event.event_id, r.station.network, r.station.station, r.station.location): (probs[i], member[:, i])
+    return {(r.event.event_id, r.station.network, r.station.station, r.location): (probs[i], member[:, i])
             for i, r in enumerate(recordings)}
 
 
@@ -332,5 +332,5 @@ def test_one_bad_recording_costs_only_itself(tiny_archive):
     with np.errstate(all="ignore"):
         kept, inputs, rejects = _preprocess_isolating(recordings, CFG, "spectrogram", source)
     assert len(kept) == len(inputs) == len(recordings) - 2
-    assert {r.station for r in rejects} == {recordings[1].station.key, recordings[3].station.key}
+    assert {r.station for r in rejects} == {recordings[1].key, recordings[3].key}
     assert all(r.reason == "preprocessing_error" and r.source.endswith(".mseed") for r in rejects)

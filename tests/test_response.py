@@ -10,10 +10,8 @@ from obspy.core.inventory.response import Response
 from obspy.signal.invsim import cosine_sac_taper, cosine_taper, invert_spectrum
 from obspy.signal.util import _npts2nfft
 
-from raydisc.features import response as resp_mod
 from raydisc.features.response import (
     ResponseCache,
-    cached_velocity_response,
     has_full_response,
     inverse_response,
     response_kind,
@@ -191,23 +189,23 @@ def test_cache_evaluates_each_key_once(rjob, counted):
     stream, _, responses = rjob
     cache = ResponseCache(maxsize=2)
     key = (stream[0].id, stream[0].stats.starttime.timestamp)
-    first = cache.velocity_response(key, responses[0], 100.0, 3000)
+    first = cache.inverse(key, responses[0], 100.0, 3000, 60.0, 500)
     for _ in range(5):
-        again = cache.velocity_response(key, responses[0], 100.0, 3000)
+        again = cache.inverse(key, responses[0], 100.0, 3000, 60.0, 500)
     assert len(counted) == 1 and again is first and (cache.hits, cache.misses) == (5, 1)
-    assert not first.flags.writeable
-    np.testing.assert_array_equal(first, velocity_response(responses[0], 100.0, 3000))
+    assert not first.flags.writeable and first.shape == (500,)
+    np.testing.assert_array_equal(first, inverse_response(velocity_response(responses[0], 100.0, 3000), 60.0)[:500])
     assert len(counted) == 2
-    cache.velocity_response(key, responses[0], 100.0, 3001)  # another length is another entry
-    cache.velocity_response(("other", 0.0), responses[1], 100.0, 3000)  # evicts the oldest
+    cache.inverse(key, responses[0], 100.0, 3001, 60.0, 500)  # another length is another entry
+    cache.inverse(("other", 0.0), responses[1], 100.0, 3000, 60.0, 500)  # evicts the oldest
     assert len(counted) == 4 and len(cache) == 2
-    cache.velocity_response(key, responses[0], 100.0, 3000)
+    cache.inverse(key, responses[0], 100.0, 3000, 60.0, 500)
     assert len(counted) == 5
 
 
 def test_cache_pickles_empty(rjob):
     cache = ResponseCache(maxsize=7)
-    cache.velocity_response("k", rjob[2][0], 100.0, 100)
+    cache.inverse("k", rjob[2][0], 100.0, 100, 60.0)
     clone = pickle.loads(pickle.dumps(cache))
     assert clone.maxsize == 7 and len(clone) == 0 and len(cache) == 1
 
@@ -215,14 +213,5 @@ def test_cache_pickles_empty(rjob):
 def test_cache_does_not_store_failures_and_names_the_key(counted):
     cache = ResponseCache()
     with pytest.raises(ValueError, match="XX.AAA..HHN"):
-        cache.velocity_response(("XX.AAA..HHN", 0.0), None, 100.0, 1000)
+        cache.inverse(("XX.AAA..HHN", 0.0), None, 100.0, 1000, 60.0)
     assert len(cache) == 0 and not counted
-
-
-def test_module_cache(rjob, counted):
-    _, _, responses = rjob
-    resp_mod.default_cache.clear()
-    for _ in range(3):
-        cached_velocity_response(("BW.RJOB..EHZ", 1.0), responses[0], 100.0, 3000)
-    assert len(counted) == 1
-    resp_mod.default_cache.clear()

@@ -6,6 +6,7 @@ offline path (ingest cut + preprocess_recordings + member_probabilities + soft v
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -96,30 +97,40 @@ def event(tiny_archive):
             "stationxml": storage.read_bytes(layout.inventory_uri(tiny_archive, REGION))}
 
 
-def offline(bundle_uri, ev, stations, mseed_uri):
-    """station key -> (soft-vote probabilities, member probabilities) by the offline path."""
+def offline(bundle_uri, ev, stations, mseed_uri, response_removal="full"):
+    """station key -> (soft-vote probabilities, member probabilities) by the offline path.
+
+    ``response_removal="sensitivity"``: as for requests whose metadata give only overall
+    sensitivities (the metadata and arrays forms); StationXML uploads remove the full response.
+    """
     bundle = load_bundle(bundle_uri)
-    recordings, rejects = cut_recordings(mseed_uri, ev, stations, bundle.preprocess_config)
+    config = dataclasses.replace(bundle.preprocess_config, response_removal=response_removal)
+    recordings, rejects = cut_recordings(mseed_uri, ev, stations, config)
     assert recordings and not rejects
-    x = preprocess_recordings(recordings, bundle.preprocess_config)[bundle.input_kind]
+    x = preprocess_recordings(recordings, config)[bundle.input_kind]
     member = bundle.member_probabilities(x)
     probs = soft_vote(member)
-    return recordings, {r.station.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
+    return recordings, {r.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
 
 
 def metadata_of(ev, stations) -> dict:
-    """MseedMetadata (JSON) for an event, from catalog and inventory records."""
-    return {
-        "event": {"event_id": ev.event_id, "origin_time": ev.origin_time, "latitude": ev.latitude,
-                  "longitude": ev.longitude, "depth_km": ev.depth_km},
-        "stations": [
-            {"network": s.network, "station": s.station, "location": s.location, "latitude": s.latitude,
-             "longitude": s.longitude, "elevation_m": s.elevation_m, "channels": s.channels,
-             "sampling_rate_hz": s.sampling_rate, "sensitivity": s.sensitivity,
-             "p_time": ev.picks[key]["P"]}
-            for key, s in stations.items() if "P" in ev.picks.get(key, {})
-        ],
-    }
+    """MseedMetadata (JSON) for an event, from catalog and inventory records: per station
+    with a P pick, its channels operating at the origin time."""
+    meta_stations = []
+    for key, s in stations.items():
+        channels = [c for c in s.channels if c.operating(ev.origin_time)]
+        pick = ev.picks.get(f"{key}.{channels[0].location}", {}).get("P") if channels else None
+        if pick is None:
+            continue
+        meta_stations.append({
+            "network": s.network, "station": s.station, "location": channels[0].location, "latitude": s.latitude,
+            "longitude": s.longitude, "elevation_m": s.elevation_m,
+            "channels": {c.orientation: c.code for c in channels},
+            "sampling_rate_hz": channels[0].sampling_rate,
+            "sensitivity": {c.orientation: c.sensitivity for c in channels}, "p_time": pick})
+    return {"event": {"event_id": ev.event_id, "origin_time": ev.origin_time, "latitude": ev.latitude,
+                      "longitude": ev.longitude, "depth_km": ev.depth_km},
+            "stations": meta_stations}
 
 
 def assert_matches(answer, expected, event_id):
@@ -156,15 +167,20 @@ def test_health_ready_info_schema(server, tiny_bundle):
 
 def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
     ev, stations = event["event"], event["stations"]
-    _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
+    _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"], "sensitivity")
+    _, expected_full = offline(tiny_bundle, ev, stations, event["mseed_uri"])
     client = Client(server)
     answer = client.classify_mseed(event["mseed"], metadata_of(ev, stations))
     assert_matches(answer, expected, ev.event_id)
-    # StationXML uploaded alongside: metadata only needs the event and the P picks.
+    assert {s["response"] for s in answer["stations"]} == {"sensitivity"}
+    # StationXML uploaded alongside: metadata only needs the event and the P picks, and
+    # the full responses are removed.
     picks = {k: v["P"] for k, v in ev.picks.items() if "P" in v}
     meta = {"event": {"event_id": ev.event_id, "origin_time": ev.origin_time}, "picks": picks}
     answer = client.classify_mseed(event["mseed"], meta, stationxml=event["stationxml"])
-    assert_matches(answer, expected, ev.event_id)
+    assert_matches(answer, expected_full, ev.event_id)
+    assert {s["response"] for s in answer["stations"]} == {"full"}
+    assert {s["components"] for s in answer["stations"]} == {"ZNE"}
     # Metadata too long for a query string (a large network) goes multipart, no StationXML.
     from raydisc.serving import client as client_module
 
@@ -177,9 +193,9 @@ def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
 
 def test_arrays_match_offline(server, tiny_bundle, event):
     ev, stations = event["event"], event["stations"]
-    recordings, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
+    recordings, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"], "sensitivity")
     config = PreprocessConfig()
-    payload = [{"network": r.station.network, "station": r.station.station, "location": r.station.location,
+    payload = [{"network": r.station.network, "station": r.station.station, "location": r.location,
                 "counts": r.counts, "sampling_rate_hz": r.sampling_rate, "sensitivity": r.sensitivity.tolist(),
                 "start_s": config.window_start_s - config.padding_s} for r in recordings]
     answer = Client(server).classify_arrays(payload, event={"event_id": ev.event_id})
@@ -228,13 +244,15 @@ def test_bad_inputs_are_4xx_naming_the_station_and_the_server_keeps_serving(serv
     cases["malformed"] = _post_mseed(server, b"\x00garbage" * 100, meta)
     cases["empty"] = _post_mseed(server, b"", meta)
     cases["truncated"] = _post_mseed(server, event["mseed"][: len(event["mseed"]) // 2 + 123], meta)
-    no_e = stream.copy()
-    for tr in no_e.select(network=net, station=sta, location=loc, component="E"):
-        no_e.remove(tr)
-    cases["missing_component"] = _post_mseed(server, _mseed_bytes(no_e), meta)
-    wrong_rate = json.loads(json.dumps(meta))
-    wrong_rate["stations"][0]["sampling_rate_hz"] = 40.0
-    cases["sampling_rate_mismatch"] = _post_mseed(server, event["mseed"], wrong_rate)
+    # Without a horizontal a station is still usable; without its vertical it is not.
+    no_z = stream.copy()
+    for tr in no_z.select(network=net, station=sta, location=loc, component="Z"):
+        no_z.remove(tr)
+    cases["missing_component"] = _post_mseed(server, _mseed_bytes(no_z), meta)
+    mixed_rates = stream.copy()
+    for tr in mixed_rates.select(network=net, station=sta, location=loc, component="N"):
+        tr.stats.sampling_rate = tr.stats.sampling_rate / 2
+    cases["sampling_rate_mismatch"] = _post_mseed(server, _mseed_bytes(mixed_rates), meta)
     unknown = json.loads(json.dumps(meta))
     unknown["stations"][0]["colour"] = "red"
     cases["unknown_field"] = _post_mseed(server, event["mseed"], unknown)
@@ -279,10 +297,14 @@ def test_bad_inputs_are_4xx_naming_the_station_and_the_server_keeps_serving(serv
         body = cases[name].json()
         assert "XX.BAD." in body["detail"] and body["rejected"][0]["reason"] == reason, (name, body)
     # on_reject=skip classifies the stations that are fine and lists the rejected one
-    skipped = _post_mseed(server, _mseed_bytes(no_e), meta, on_reject="skip")
+    skipped = _post_mseed(server, _mseed_bytes(no_z), meta, on_reject="skip")
     assert skipped.status_code == 200 and skipped.json()["rejected"][0]["station"] == victim
     # and the server still serves good requests
     assert Client(server).classify_mseed(event["mseed"], meta)["event"]["n_stations"] == len(meta["stations"])
+    # A vertical-only upload gets a verdict and says which components it used.
+    z_only = Client(server).classify_mseed(_mseed_bytes(stream.select(component="Z")), meta)
+    assert {s["components"] for s in z_only["stations"]} == {"Z"}
+    assert {s["channels"][0][-1] for s in z_only["stations"]} == {"Z"}
 
 
 def test_auth(server, event):

@@ -23,16 +23,35 @@ from .records import REJECT_REASONS, IngestError, Reject
 from .recordings import Recording, cut_recordings_from_stream
 
 
-def read_waveform_file(uri: str) -> obspy.Stream:
-    """Read a miniSEED file (any record length, encoding, or several per file).
+#: miniSEED 2 records are 2**n bytes, at least this many: a file whose size is not a
+#: multiple of it ends in a cut record.
+MIN_RECORD_BYTES = 128
 
-    Raises ``FileNotFoundError`` or :class:`IngestError` naming the file.
+
+def read_mseed_bytes(data: bytes, name: str) -> obspy.Stream:
+    """Parse miniSEED bytes (any record length and encoding, records of many channels).
+
+    ObsPy reads a truncated file silently up to its last complete record, which would
+    turn the stations after the cut into stations that did not record; a size that is
+    not a whole number of records is refused instead. Raises :class:`IngestError`
+    naming ``name`` (a file, or an upload).
     """
-    data = read_bytes(uri)
+    if not data:
+        raise IngestError(f"{name}: empty miniSEED")
+    if len(data) % MIN_RECORD_BYTES:
+        raise IngestError(f"{name}: truncated miniSEED ({len(data)} bytes is not a whole number of records)")
     try:
         return obspy.read(io.BytesIO(data), format="MSEED")
     except Exception as exc:  # libmseed/ObsPy raise many types for damaged records
-        raise IngestError(f"{uri}: {type(exc).__name__}: {exc}"[:300]) from None
+        raise IngestError(f"{name}: unreadable miniSEED: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def read_waveform_file(uri: str) -> obspy.Stream:
+    """Read a miniSEED file (:func:`read_mseed_bytes`).
+
+    Raises ``FileNotFoundError`` or :class:`IngestError` naming the file.
+    """
+    return read_mseed_bytes(read_bytes(uri), uri)
 
 
 def cut_recordings(
@@ -63,5 +82,5 @@ def cut_recordings(
 
 __all__ = ["CatalogEntry", "ChannelInfo", "EventInfo", "IngestError", "REJECT_REASONS", "Recording", "Reject",
            "StationInfo", "cut_recordings", "cut_recordings_from_stream", "index_catalog", "parse_catalog_entries",
-           "parse_catalog_entries_isolating", "read_catalog", "read_stations", "read_waveform_file",
+           "parse_catalog_entries_isolating", "read_catalog", "read_mseed_bytes", "read_stations", "read_waveform_file",
            "stations_from_inventory"]

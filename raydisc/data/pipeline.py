@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 from ..config import PipelineConfig, PreprocessConfig, SplitConfig
 from ..features import preprocess
 from ..features.preprocess import output_bins
-from ..features.response import inverse_response, velocity_response
+from ..features.response import default_cache
 from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
@@ -43,14 +42,19 @@ from .shards import (
     build_shard_table,
     claim_dataset,
     rejects_uri,
+    shard_name,
     shard_uri,
     summarize,
     write_table_atomic,
 )
-from .records import NOT_LOSSES
+from .records import NOT_LOSSES, cap
 from .splits import assign_splits
 
 log = logging.getLogger(__name__)
+
+
+class PipelineError(RuntimeError):
+    """Shards failed for other reasons than bad data (which becomes reject rows)."""
 
 
 @dataclass(frozen=True)
@@ -130,32 +134,16 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
 PREPROCESS_BLOCK = 8
 
 
-#: Inverse responses of channel epochs already evaluated in this process (see
-#: :func:`_inverse_responses`), most recently used last; at most this many.
-_INVERSE_CACHE_SIZE = 512
-_INVERSE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
-
-
 def _inverse_of(recording: Recording, component: int, n: int, n_keep: int, config: PreprocessConfig) -> np.ndarray | float:
     """m/s per count of one component at the first ``n_keep`` rfft bins of its
     ``n``-sample window: the channel's full response inverted with the water level
-    (evalresp once per channel epoch, window length and process), else
-    1 / sensitivity."""
+    (evaluated once per channel epoch, window length and process), else 1 / sensitivity."""
     channel = recording.channels[component]
     if channel is None or channel.response_kind != "full" or config.response_removal != "full":
         return 1.0 / recording.sensitivity[component]
-    key = (*channel.response_key(recording.station.network, recording.station.station), recording.sampling_rate, n,
-           config.water_level_db)
-    inverse = _INVERSE_CACHE.get(key)
-    if inverse is None:
-        h = velocity_response(channel.response, recording.sampling_rate, n, channel=key[0])
-        inverse = inverse_response(h, config.water_level_db)[:n_keep]
-        _INVERSE_CACHE[key] = inverse
-        if len(_INVERSE_CACHE) > _INVERSE_CACHE_SIZE:
-            _INVERSE_CACHE.popitem(last=False)
-    else:
-        _INVERSE_CACHE.move_to_end(key)
-    return inverse
+    key = channel.response_key(recording.station.network, recording.station.station)
+    return default_cache.inverse(key, channel.response, recording.sampling_rate, n, config.water_level_db, n_keep,
+                                 channel=key[0])
 
 
 def _inverse_responses(recordings: list[Recording], n: int, rate: float, config: PreprocessConfig) -> np.ndarray | None:
@@ -219,13 +207,21 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
     write_table_atomic(rejects_uri(task.output, task.region, task.index), reject_table)
     write_table_atomic(shard_uri(task.output, task.region, task.index), build_shard_table(columns, config))
     return {"region": task.region, "shard": task.index, "events": len(task.entries),
-            "recordings": len(recordings), "rejects": len(rejects)}
+            "recordings": len(recordings), "rejects": len(rejects), "error": ""}
 
 
 def preprocess_shard(row: dict, config: PreprocessConfig) -> dict:
     """Ray Data row function: build the shard of the pickled ``row["task"]`` (see
-    :func:`process_shard`)."""
-    return process_shard(pickle.loads(row["task"]), config)
+    :func:`process_shard`). Bad data never raises there; anything else (a bug, a full
+    disk, lost storage) is returned as the row's ``error``, one short line naming the
+    shard, so the other shards finish and no task payload ends up in a message."""
+    task = pickle.loads(row["task"])
+    try:
+        return process_shard(task, config)
+    except Exception as exc:
+        log.exception("shard %s/%05d failed", task.region, task.index)
+        return {"region": task.region, "shard": task.index, "events": len(task.entries), "recordings": 0,
+                "rejects": 0, "error": cap(f"{type(exc).__name__}: {exc}")}
 
 
 def run_preprocessing(
@@ -261,9 +257,15 @@ def run_preprocessing(
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
         results = dataset.map(preprocess_shard, fn_kwargs={"config": preprocess_config}, **map_kwargs)
+        failed = []
         for row in results.iter_rows():
+            if row.get("error"):
+                failed.append(f"{row['region']}/{shard_name(row['shard'])}: {row['error']}")
             if progress is not None:
                 progress(row, len(todo))
+        if failed:
+            raise PipelineError(f"{len(failed)} of {len(todo)} shard(s) failed and were not written (a re-run "
+                                f"retries them); first: {failed[0]}")
     summary = summarize(output)
     summary.update(shards_written=len(todo), shards_skipped=len(tasks) - len(todo))
     return summary
@@ -296,4 +298,4 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_preprocessing", "plan_shards", "process_shard", "preprocess_recordings", "format_summary"]
+__all__ = ["PipelineError", "run_preprocessing", "plan_shards", "process_shard", "preprocess_recordings", "format_summary"]

@@ -18,6 +18,8 @@ Every evaluation gives best single member and ensemble, station and event level
     {arch}/{target}/evaluation-{stage}/          tables of each stage on the target's test split
     results/metrics.parquet (.csv)               all evaluations, tidy, with columns
                                                  architecture, target, stage added
+    results/groups.parquet (.csv)                station accuracy per component set, pick
+                                                 source and response kind, the same columns added
 
 Re-running the same command skips every ensemble whose bundle exists and every
 evaluation whose tables exist, so an interrupted experiment continues where it stopped.
@@ -38,6 +40,7 @@ STAGES = ("pretrained", "finetuned", "target_only")
 RESULTS_DIR = "results"
 EXPERIMENT_FILE = "experiment.json"
 METRICS_FILE = "metrics.parquet"
+GROUPS_FILE = "accuracy_by_group.csv"
 
 
 @dataclass(frozen=True)
@@ -178,19 +181,23 @@ def run_crossregion(
         storage.write_bytes_atomic(record_uri, json.dumps(record, indent=2, sort_keys=True).encode())
 
     tables: list[pd.DataFrame] = []
+    groups: list[pd.DataFrame] = []
 
     def evaluated(bundle: str, architecture: str, target: str, stage: str) -> None:
         out = storage.join(cell_dir(run_dir, architecture, target), f"evaluation-{stage}")
-        tables_uri = storage.join(out, METRICS_FILE)
+        tables_uri, groups_uri = storage.join(out, METRICS_FILE), storage.join(out, GROUPS_FILE)
         if storage.exists(tables_uri):
             metrics = storage.read_frame(tables_uri)
+            by_group = storage.read_frame(groups_uri) if storage.exists(groups_uri) else None
         else:
             result = evaluate(bundle, shards, [target], split="test", out_dir=out, event_rule=config.event_rule,
                               plots=False)
-            metrics = result.metrics
+            metrics, by_group = result.metrics, result.groups
             say(f"[{architecture} / {target} / {stage}] test split:\n{result.format()}")
         tables.append(metrics.assign(target=target, stage=stage))
-        _write_results(run_dir, tables)
+        if by_group is not None:
+            groups.append(by_group.assign(architecture=architecture, target=target, stage=stage))
+        _write_results(run_dir, tables, groups)
 
     def trained(run: str, what: str, train: Callable[[], str]) -> str:
         if _trained(run):
@@ -223,10 +230,14 @@ def run_crossregion(
     return pd.concat(tables, ignore_index=True)
 
 
-def _write_results(run_dir: str, tables: list[pd.DataFrame]) -> None:
+def _write_results(run_dir: str, tables: list[pd.DataFrame], groups: list[pd.DataFrame]) -> None:
     frame = pd.concat(tables, ignore_index=True)
     storage.write_frame(storage.join(run_dir, RESULTS_DIR, METRICS_FILE), frame)
     storage.write_frame(storage.join(run_dir, RESULTS_DIR, "metrics.csv"), frame)
+    if groups:
+        by_group = pd.concat(groups, ignore_index=True)
+        storage.write_frame(storage.join(run_dir, RESULTS_DIR, "groups.parquet"), by_group)
+        storage.write_frame(storage.join(run_dir, RESULTS_DIR, "groups.csv"), by_group)
 
 
 def prepare_synthetic_shards(work_dir: str, events_per_region: int, seed: int = 0,

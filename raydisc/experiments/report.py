@@ -49,6 +49,7 @@ from ..evaluation.plots import _write_png
 from ..labels import CLASS_NAMES
 
 RESULTS_PARQUET = "results/metrics.parquet"
+GROUPS_PARQUET = "results/groups.parquet"
 RESULTS_CSV = "results/metrics.csv"
 EXPERIMENT_JSON = "experiment.json"
 SWEEP_TABLE = "sweep/results.parquet"
@@ -325,6 +326,27 @@ def _settings_section(run_dir: str) -> list[str]:
     return out
 
 
+def _groups_section(run_dir: str) -> list[str]:
+    """Station accuracy by component set and pick source (``results/groups.parquet``)."""
+    uri = storage.join(run_dir, GROUPS_PARQUET)
+    if not storage.exists(uri):
+        return []
+    frame = storage.read_frame(uri)
+    frame = frame[frame["group"].isin(("components", "pick_source"))]
+    out = ["## Station accuracy by component set and pick source", "",
+           "Test-split recordings of each target region grouped by the components they have (`Z`: vertical "
+           "only) and where their window's P arrival came from (`catalog` pick or `predicted` from the origin).",
+           ""]
+    rows = []
+    keys = ["architecture", "target", "stage", "group", "value"]
+    for key, part in frame.groupby(keys, sort=True):
+        by_model = part.set_index("model")
+        rows.append([*key[:3], f"{key[3]} = {key[4]}", int(by_model["recordings"].iloc[0]),
+                     _pct(by_model.loc["ensemble", "accuracy"]), _pct(by_model.loc["best_member", "accuracy"])])
+    header = ["architecture", "target", "stage", "recordings of", "n", "ensemble", "best single"]
+    return out + [_table(header, rows, n_left=4), ""]
+
+
 def _sweep_table(rows: pd.DataFrame, metric: str) -> list[str]:
     """Mean ± std over seeds of one test-split ``metric`` per fraction (and strategy,
     when several were swept) x mode x level."""
@@ -465,7 +487,8 @@ def write_report(run_dir: str, out: str | None = None) -> str:
     Sections: settings (if ``experiment.json`` exists); accuracy per architecture × target
     region with columns stage × model, one table per level; minority-class recall; the
     headline check (fine-tuned ensemble vs pretrained best single member, event level, in
-    the region with the rarest class); confusion matrices; the fine-tuning data sweep
+    the region with the rarest class); station accuracy by component set and pick source
+    (if ``results/groups.parquet`` exists); confusion matrices; the fine-tuning data sweep
     (if ``sweep/results.parquet`` exists). Stages not run show as "–". Raises
     ``FileNotFoundError`` when ``run_dir`` holds no results table.
     """
@@ -502,6 +525,7 @@ def write_report(run_dir: str, out: str | None = None) -> str:
     lines += _accuracy_section(cells, archs, targets, stages, accuracy_figures)
     lines += _minority_section(cells, archs, targets, stages, minority)
     lines += _headline_section(cells, archs, minority)
+    lines += _groups_section(run_dir)
 
     lines += ["## Confusion matrices", "",
               f"{MODEL_LABELS[CONFUSION_MODEL].capitalize()}, rows of panels = stage, columns = target region.", ""]

@@ -2,9 +2,9 @@
 
 ``velocity_response`` evaluates a channel's response to ground velocity with ObsPy's
 evalresp, ``inverse_response`` inverts it with ObsPy's water-level rule, and
-``ResponseCache`` keeps evaluated responses, because one channel epoch is used by
-thousands of recordings of the same length and evalresp costs up to ~1 s for
-channels with long FIR cascades.
+``ResponseCache`` keeps the inverses as preprocessing applies them, because one channel
+epoch is used by thousands of recordings of the same length and evalresp costs up to
+~1 s for channels with long FIR cascades.
 
 ObsPy behaviour this module relies on (ObsPy 1.5):
 
@@ -131,20 +131,24 @@ def inverse_response(spectrum: np.ndarray, water_level_db: float | None) -> np.n
 
 
 class ResponseCache:
-    """Per-process LRU cache of ``velocity_response`` results.
+    """Per-process LRU cache of inverse responses, as preprocessing applies them.
 
-    Keyed by a caller-given hashable ``key`` that identifies one channel epoch, e.g.
-    ``("NET.STA.LOC.CHA", epoch_start_posix)``, plus ``(sampling_rate, n)``. Memory: an
-    entry holds ``n // 2 + 1`` complex128 values, 16 bytes each: 25,001 values = 400 kB
-    at 500 Hz x 100 s, 48 kB at 100 Hz x 30 s; the default 256 entries cost at most
-    ~100 MB at 500 Hz x 100 s. Each worker process holds its own cache.
+    ``inverse(key, response, sampling_rate, n, water_level_db, n_bins)`` is
+    ``inverse_response(velocity_response(response, sampling_rate, n), water_level_db)``
+    cut to its first ``n_bins`` bins (the ones that survive resampling), evaluated once
+    per channel epoch ``key`` (e.g. ``("NET.STA.LOC.CHA", epoch_start_posix)``),
+    sampling rate, window length, water level and bins: one epoch serves thousands of
+    recordings, and evalresp plus the inversion cost ~15 ms. Memory: ``n_bins``
+    complex128 values per entry, 32 kB for the default 40 Hz output of a 100 s window;
+    the default 512 entries ~16 MB. Each worker process holds its own (a pickled cache
+    arrives empty).
 
-    Returned arrays are read-only views of the cached entry: copy before modifying in
-    place. Evaluation runs under the lock, so concurrent threads evaluate one key once
-    (and evalresp, which keeps C globals, never runs twice at a time from here).
+    Returned arrays are read-only. Evaluation runs under the lock, so concurrent
+    threads evaluate one key once (and evalresp, which keeps C globals, never runs
+    twice at a time from here). Failures are not cached.
     """
 
-    def __init__(self, maxsize: int = 256):
+    def __init__(self, maxsize: int = 512):
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.maxsize = maxsize
@@ -153,47 +157,44 @@ class ResponseCache:
         self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __reduce__(self):
-        # Locks do not pickle; a cache sent to another process (e.g. a Ray task) arrives empty.
-        return (ResponseCache, (self.maxsize,))
-
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __getstate__(self) -> dict:
+        return {"maxsize": self.maxsize}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["maxsize"])
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self.hits = self.misses = 0
 
-    def velocity_response(
+    def inverse(
         self, key: Hashable, response: Response | None, sampling_rate: float, n: int,
-        channel: str | None = None,
+        water_level_db: float | None, n_bins: int | None = None, channel: str | None = None,
     ) -> np.ndarray:
-        """``velocity_response(response, sampling_rate, n)``, evaluated once per key.
-
-        ``channel`` (for error messages) defaults to ``str(key)``. Failures are not cached.
-        """
-        full_key = (key, float(sampling_rate), int(n))
+        """m/s per count at the first ``n_bins`` (default all) rfft bins of an
+        ``n``-sample window: complex128 ``(n_bins,)``. ``channel`` (for error messages)
+        defaults to ``str(key)``."""
+        n_bins = n // 2 + 1 if n_bins is None else int(n_bins)
+        full_key = (key, float(sampling_rate), int(n), water_level_db, n_bins)
         with self._lock:
-            h = self._entries.get(full_key)
-            if h is not None:
+            entry = self._entries.get(full_key)
+            if entry is not None:
                 self._entries.move_to_end(full_key)
                 self.hits += 1
-                return h
+                return entry
             h = velocity_response(response, sampling_rate, n, channel or str(key))
-            h.setflags(write=False)
+            entry = np.ascontiguousarray(inverse_response(h, water_level_db)[:n_bins])
+            entry.setflags(write=False)
             self.misses += 1
-            self._entries[full_key] = h
+            self._entries[full_key] = entry
             if len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
-            return h
+            return entry
 
 
+#: The process-wide cache preprocessing uses.
 default_cache = ResponseCache()
-
-
-def cached_velocity_response(
-    key: Hashable, response: Response | None, sampling_rate: float, n: int, channel: str | None = None
-) -> np.ndarray:
-    """``velocity_response`` through the module's process-wide ``default_cache``."""
-    return default_cache.velocity_response(key, response, sampling_rate, n, channel)

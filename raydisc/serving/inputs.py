@@ -8,7 +8,6 @@ cutting rules, reject reasons and preprocessing as training. Nothing here touche
 from __future__ import annotations
 
 import dataclasses
-import io
 import uuid
 from email import policy
 from email.parser import BytesParser
@@ -27,6 +26,7 @@ from ..data.ingest import (
     StationInfo,
     cut_recordings_from_stream,
     read_catalog,
+    read_mseed_bytes,
     read_stations,
 )
 from ..data.pipeline import preprocess_recordings
@@ -64,14 +64,13 @@ def _station_info(key_parts: tuple[str, str, str], lat: float, lon: float, elev:
     return StationInfo(network, station, lat, lon, elev, infos)
 
 
-def read_mseed(data: bytes) -> obspy.Stream:
-    """Parse miniSEED bytes; InputError (422) if ObsPy cannot read them."""
-    if not data:
-        raise InputError("empty miniSEED body")
+def read_mseed(data: bytes, name: str = "uploaded miniSEED") -> obspy.Stream:
+    """Parse miniSEED bytes with the project's reader; InputError (422) if they are
+    empty, truncated or unreadable."""
     try:
-        return obspy.read(io.BytesIO(data), format="MSEED")
-    except Exception as exc:  # libmseed/ObsPy raise many types for malformed records
-        raise InputError(f"unreadable miniSEED: {type(exc).__name__}: {exc}") from None
+        return read_mseed_bytes(data, name)
+    except IngestError as exc:
+        raise InputError(str(exc)) from None
 
 
 def stations_from_stationxml(data: bytes) -> dict[str, StationInfo]:
@@ -191,7 +190,7 @@ def recordings_from_uris(
             raise InputError(f"{request.quakeml_uri}: no event {request.event_id!r}", status=404)
     if len(events) != 1:
         raise InputError(f"{request.quakeml_uri}: {len(events)} events; name one with event_id")
-    found, rejects = cut_recordings_from_stream(read_mseed(data), events[0], stations, config,
+    found, rejects = cut_recordings_from_stream(read_mseed(data, request.mseed_uri), events[0], stations, config,
                                                 source=request.mseed_uri)
     return found, rejects, events[0].event_id
 
