@@ -82,7 +82,7 @@ def test_every_field_recording_is_in_a_shard_or_rejected_with_its_reason(field_a
     reasons = {r["reason"] for r in rejects}
     assert reasons <= set(REJECT_REASONS)
     for reason in ("unreadable_waveform_file", "no_station_metadata", "no_response", "no_station_coordinates",
-                   "sampling_rate_too_low", "not_recorded"):
+                   "sampling_rate_too_low"):
         assert reason in reasons, (reason, reasons)
     for r in rejects:
         assert r["detail"] and len(r["detail"]) <= 300
@@ -96,9 +96,9 @@ def test_every_field_recording_is_in_a_shard_or_rejected_with_its_reason(field_a
     assert {r["response"] for r in shards} >= {"full", "sensitivity"}
     assert {r["channels"][:2] for r in shards if r["station"] in dual} == {"HH"}
     assert len(kept) == len(shards)
-    assert {r["sampling_rate"] for r in shards} >= {50.0, 100.0, 200.0, 500.0}
+    assert len({r["sampling_rate"] for r in shards}) >= 3  # mixed rates in one network
     text = format_summary(summary)
-    assert "not a loss" in text and "no_response" in text
+    assert "no_response" in text and "unusable" in text
 
 
 def test_train_evaluate_finetune_serve_and_relabel_the_field_network(field_archive, field_shards, tmp_path):
