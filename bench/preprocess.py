@@ -8,9 +8,11 @@ taper, remove the full instrument response (``trace.remove_response(inventory=..
 water level 60 dB), band-pass, resample, then a SciPy spectrogram — one recording after
 another; and (2) ``run_preprocessing`` on a local Ray cluster (2 CPUs), which removes the
 same full responses inside its one vectorized FFT pass.
-It prints recordings/s for both, their ratio, and peak resident memory: of the process
-for the naive loop, of the whole process tree (driver + Ray workers) for the pipeline,
-so that memory growth with archive size is visible. Pipeline times include the driver
+It prints recordings/s for both and their ratio, CPU-ms per recording (of the process
+for the naive loop, of the whole process tree, driver and Ray workers, for the pipeline)
+and their ratio, which other work on a shared machine disturbs less than wall time, and
+peak resident memory (process, process tree), so that memory growth with archive size is
+visible. Pipeline times include the driver
 reading the catalogs and the final summary; they exclude starting Ray and its
 workers (a warm-up job runs first).
 """
@@ -81,15 +83,6 @@ def main() -> None:
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     sizes = [int(s) for s in args.sizes.split(",")]
-    archives = {}
-    naive = {}
-    # The naive loops run before Ray starts, so their peak memory is this process alone.
-    for size in sizes:
-        archives[size] = str(work / f"archive-{size}")
-        generate_archive(archives[size], [args.region], events_per_region=size, seed=1)
-        with measure() as stats:
-            count = naive_preprocess(archives[size], args.region, config)
-        naive[size] = (count, count / stats["seconds"], stats["peak_rss_mb"])
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     # Warm-up: Ray starts and imports its worker processes once per cluster, not per job.
@@ -97,17 +90,30 @@ def main() -> None:
     generate_archive(warmup, [args.region], events_per_region=4, seed=2)
     run_preprocessing(warmup, str(work / "shards-warmup"), [args.region], pipeline_config=PipelineConfig(events_per_shard=2))
     rows = []
+    # Naive loop and pipeline back to back per size, so that a change in the machine's
+    # load between sizes hits both sides of the ratio.
     for size in sizes:
-        with measure() as stats:
-            summary = run_preprocessing(archives[size], str(work / f"shards-{size}"), [args.region],
+        archive = str(work / f"archive-{size}")
+        generate_archive(archive, [args.region], events_per_region=size, seed=1)
+        with measure(tree=False) as naive:
+            n_naive = naive_preprocess(archive, args.region, config)
+        with measure() as pipe:
+            summary = run_preprocessing(archive, str(work / f"shards-{size}"), [args.region],
                                         pipeline_config=PipelineConfig(events_per_shard=8))
         n_pipe = sum(summary["recordings"].values())
-        rows.append((size, *naive[size], n_pipe, n_pipe / stats["seconds"], stats["peak_rss_mb"]))
+        if n_pipe != n_naive:
+            raise SystemExit(f"the pipeline kept {n_pipe} recordings, the naive loop {n_naive}: not the same work")
+        rows.append((size, n_pipe, naive, pipe))
     print(f"\nregion {args.region}, {config.window_length_s:.0f} s windows, full response removal, 2 CPUs")
-    print("| events | recordings | naive rec/s | naive peak MB | pipeline rec/s | pipeline peak MB | speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for size, n_naive, naive_rate, naive_mb, n_pipe, pipe_rate, pipe_mb in rows:
-        print(f"| {size} | {n_pipe} | {naive_rate:.1f} | {naive_mb:.0f} | {pipe_rate:.1f} | {pipe_mb:.0f} | {pipe_rate / naive_rate:.1f}x |")
+    print("| events | recordings | naive rec/s | naive CPU-ms/rec | naive peak MB "
+          "| pipeline rec/s | pipeline CPU-ms/rec | pipeline peak MB | speed-up (wall) | CPU ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, n, naive, pipe in rows:
+        naive_rate, pipe_rate = n / naive["seconds"], n / pipe["seconds"]
+        naive_cpu, pipe_cpu = 1e3 * naive["cpu_seconds"] / n, 1e3 * pipe["cpu_seconds"] / n
+        print(f"| {size} | {n} | {naive_rate:.1f} | {naive_cpu:.2f} | {naive['peak_rss_mb']:.0f} "
+              f"| {pipe_rate:.1f} | {pipe_cpu:.2f} | {pipe['peak_rss_mb']:.0f} "
+              f"| {pipe_rate / naive_rate:.1f}x | {naive_cpu / pipe_cpu:.1f}x |")
     ray.shutdown()
 
 
