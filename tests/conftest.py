@@ -92,3 +92,17 @@ def tiny_shards(ray_cluster, tiny_archive, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("tiny-shards"))
     run_preprocessing(tiny_archive, out, TINY_SHARD_REGIONS, pipeline_config=PipelineConfig(events_per_shard=5))
     return out
+
+
+SOURCE_EVENTS = 4
+
+
+@pytest.fixture(scope="session")
+def source_archive(tmp_path_factory):
+    """A 4-event basin region (9 three-component stations with full responses and P
+    picks): the reference that the data-source tests import, export and fetch."""
+    from raydisc.synthetic import generate_archive
+
+    root = tmp_path_factory.mktemp("source-archive")
+    generate_archive(str(root), ["basin"], events_per_region=SOURCE_EVENTS, seed=7)
+    return str(root)
