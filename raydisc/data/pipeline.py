@@ -201,13 +201,21 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
         )
         recordings += found
         rejects += rejected
-    columns = _metadata_columns(recordings, task.splits)
-    columns.update(preprocess_recordings(recordings, config))
-    reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
-    write_table_atomic(rejects_uri(task.output, task.region, task.index), reject_table)
-    write_table_atomic(shard_uri(task.output, task.region, task.index), build_shard_table(columns, config))
+    write_shard(task.output, task.region, task.index, recordings, rejects, task.splits, config)
     return {"region": task.region, "shard": task.index, "events": len(task.entries),
             "recordings": len(recordings), "rejects": len(rejects), "error": ""}
+
+
+def write_shard(output: str, region: str, index: int, recordings: list[Recording], rejects: list,
+                splits: dict[str, str], config: PreprocessConfig) -> None:
+    """Preprocess ``recordings`` and write shard ``index`` of ``region``: its rejects
+    table first, then the shard (both atomically, so an existing shard is complete).
+    ``splits``: event id -> split of every recording's event."""
+    columns = _metadata_columns(recordings, splits)
+    columns.update(preprocess_recordings(recordings, config))
+    reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
+    write_table_atomic(rejects_uri(output, region, index), reject_table)
+    write_table_atomic(shard_uri(output, region, index), build_shard_table(columns, config))
 
 
 def preprocess_shard(row: dict, config: PreprocessConfig) -> dict:
@@ -239,8 +247,6 @@ def run_preprocessing(
 
     ``progress(row, total)`` is called as each shard completes, with that shard's
     summary row and the number of shards this run writes."""
-    import ray
-
     regions = list(regions) if regions else layout.list_regions(archive)
     if not regions:
         raise FileNotFoundError(f"{archive}: no regions found (expected {{region}}/{layout.CATALOG_FILE})")
@@ -249,26 +255,38 @@ def run_preprocessing(
     todo = [t for t in tasks if not exists(shard_uri(output, t.region, t.index))]
     log.info("%d shards planned, %d already complete, %d to write", len(tasks), len(tasks) - len(todo), len(todo))
 
-    if todo:
-        # One row per shard. Tasks travel pickled (our own objects, made in this
-        # driver): a bytes column is native to Arrow, whereas a dataclass column makes
-        # Ray Data fall back to Python objects (with a conversion traceback in the log).
-        items = [{"task": pickle.dumps(t)} for t in todo]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items))
-        map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
-        results = dataset.map(preprocess_shard, fn_kwargs={"config": preprocess_config}, **map_kwargs)
-        failed = []
-        for row in results.iter_rows():
-            if row.get("error"):
-                failed.append(f"{row['region']}/{shard_name(row['shard'])}: {row['error']}")
-            if progress is not None:
-                progress(row, len(todo))
-        if failed:
-            raise PipelineError(f"{len(failed)} of {len(todo)} shard(s) failed and were not written (a re-run "
-                                f"retries them); first: {failed[0]}")
+    run_shard_tasks(todo, preprocess_shard, preprocess_config, pipeline_config, progress)
     summary = summarize(output)
     summary.update(shards_written=len(todo), shards_skipped=len(tasks) - len(todo))
     return summary
+
+
+def run_shard_tasks(todo: list, row_fn: Callable[[dict, PreprocessConfig], dict], preprocess_config: PreprocessConfig,
+                    pipeline_config: PipelineConfig, progress: Callable[[dict, int], None] | None = None) -> None:
+    """Run ``row_fn`` over the shard tasks ``todo`` as Ray Data tasks, one per shard.
+    ``row_fn({"task": pickled task}, config)`` returns the shard's summary row (with an
+    ``error`` for a shard that failed); raises :class:`PipelineError` naming the first
+    failed shard after all others have finished."""
+    import ray
+
+    if not todo:
+        return
+    # One row per shard. Tasks travel pickled (our own objects, made in this driver):
+    # a bytes column is native to Arrow, whereas a dataclass column makes Ray Data fall
+    # back to Python objects (with a conversion traceback in the log).
+    items = [{"task": pickle.dumps(t)} for t in todo]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
+    results = dataset.map(row_fn, fn_kwargs={"config": preprocess_config}, **map_kwargs)
+    failed = []
+    for row in results.iter_rows():
+        if row.get("error"):
+            failed.append(f"{row['region']}/{shard_name(row['shard'])}: {row['error']}")
+        if progress is not None:
+            progress(row, len(todo))
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(todo)} shard(s) failed and were not written (a re-run "
+                            f"retries them); first: {failed[0]}")
 
 
 def format_summary(summary: dict) -> str:
@@ -298,4 +316,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PipelineError", "run_preprocessing", "plan_shards", "process_shard", "preprocess_recordings", "format_summary"]
+__all__ = ["PipelineError", "run_preprocessing", "run_shard_tasks", "plan_shards", "process_shard", "preprocess_recordings",
+           "format_summary", "write_shard"]
