@@ -173,3 +173,43 @@ def test_shards_export_to_seisbench(tiny_shards, tmp_path):
             data = read_trace(h5, row["trace_name"])
             key = (row["source_id"], f"{row['station_network_code']}.{row['station_code']}")
             np.testing.assert_array_equal(data, reference[key]["waveform"])
+
+
+def test_import_to_archive_gives_the_archive_model_inputs(exported, source_archive, reference, tmp_path):
+    """The dataset written back out as an archive region (for re-labelling and every
+    catalog-based tool) reads into the model inputs it came from; a re-run skips it all."""
+    from raydisc.data.archive_writer import read_import_rejects
+    from raydisc.data.seisbench_import import import_seisbench
+
+    root, archive = exported[0], str(tmp_path / "archive")
+    config = SeisBenchConfig(region=REGION, inventory=layout.inventory_uri(source_archive, REGION))
+    summary = import_seisbench(root, archive, config)
+    assert (summary["events"], summary["written"], summary["traces"], summary["rejects"]) == (4, 4, 36, {})
+    got = model_inputs(archive, REGION)
+    assert sorted(got) == sorted(reference)
+    for key, value in reference.items():
+        np.testing.assert_array_equal(got[key]["waveform"], value["waveform"])
+        assert (got[key]["label"], got[key]["split"]) == (value["label"], value["split"])
+    assert import_seisbench(root, archive, config)["skipped"] == 4
+
+
+def test_import_without_inventory_writes_stationxml_from_the_metadata(exported, tmp_path):
+    from raydisc.data.inventory import read_stations
+    from raydisc.data.seisbench_import import import_seisbench
+
+    root = _copy(exported[0], tmp_path / "sb")
+    table = pd.read_csv(metadata_uri(root, "00000"))
+    table.loc[table["station_code"] == "BSN01", "station_latitude_deg"] = np.nan
+    table.to_csv(metadata_uri(root, "00000"), index=False)
+    with open(waveforms_uri(root, "00001"), "wb") as f:
+        f.write(b"not hdf5" * 100)
+    archive = str(tmp_path / "archive")
+    summary = import_seisbench(root, archive, SeisBenchConfig(region=REGION))
+    # Chunk 1 (2 events x 9 stations) is garbage: named, not fatal; BSN01 has no position.
+    assert summary["rejects"] == {"unreadable_waveform_file": 18, "no_station_metadata": 1}
+    assert summary["written"] == 2 and summary["traces"] == 18
+    stations = read_stations(layout.inventory_uri(archive, REGION))
+    assert len(stations) == 8 and "BS.BSN01" not in stations
+    assert all(c.response_kind == "none" for s in stations.values() for c in s.channels)  # counts, no response
+    model = model_inputs(archive, REGION, PreprocessConfig(allow_missing_response=True))
+    assert len(model) == 16 and {k[0] for k in model} <= set(table["source_id"])

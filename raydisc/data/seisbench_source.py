@@ -140,7 +140,7 @@ def sampling_rate_of(row: dict, data_format: dict) -> float:
     return rate
 
 
-def _band(row: dict, rate: float) -> str:
+def band_of(row: dict, rate: float) -> str:
     """SEED band + instrument code: ``trace_channel`` (``HH`` or ``HHZ``), else from the
     rate (SEED: ``H`` from 80 Hz, else ``B``; instrument ``H``, high-gain seismometer)."""
     channel = str(_value(row, "trace_channel", ""))
@@ -183,6 +183,26 @@ def station_of_row(row: dict, band: str, order: str, rate: float, data_format: d
                        _float(row, "station_elevation_m", 0.0), channels)
 
 
+def stream_of_row(h5, row: dict, data_format: dict, rate: float) -> obspy.Stream:
+    """The traces of one metadata row (one per component of ``trace_component_order``,
+    channel ``{band}{component}``) from an open waveform file. Raises ``ValueError``
+    saying why the row's trace cannot be read."""
+    name = str(row["trace_name"])
+    try:
+        data = read_trace(h5, name, str(data_format["dimension_order"]))
+    except (KeyError, ValueError, OSError) as exc:
+        raise ValueError(f"trace {name!r}: {type(exc).__name__}: {exc}") from None
+    order = str(_value(row, "trace_component_order") or data_format.get("component_order", ""))
+    if len(order) != data.shape[0]:
+        raise ValueError(f"component order {order!r} for {data.shape[0]} component(s)")
+    band = band_of(row, rate)
+    header = {"network": str(_value(row, "station_network_code", "")), "station": str(row["station_code"]),
+              "location": str(_value(row, "station_location_code", "")), "sampling_rate": rate,
+              "starttime": obspy.UTCDateTime(str(row["trace_start_time"]))}  # not via a float: keep its microseconds
+    return obspy.Stream([obspy.Trace(np.asarray(data[i]), header={**header, "channel": band + c})
+                         for i, c in enumerate(order)])
+
+
 def recordings_of_rows(h5, uri: str, rows: list[dict], region: str, config: PreprocessConfig,
                        stations: dict[str, StationInfo] | None = None) -> tuple[list[Recording], list[Reject]]:
     """Cut the recordings of ``rows`` (metadata rows) from an open waveform file; never
@@ -213,20 +233,11 @@ def recordings_of_rows(h5, uri: str, rows: list[dict], region: str, config: Prep
             reject("unknown_event_type", f"source_type {event.event_type!r} is not in the label map")
             continue
         try:
-            data = read_trace(h5, name, str(data_format["dimension_order"]))
-        except (KeyError, ValueError, OSError) as exc:
-            reject("unreadable_waveform_file", f"trace {name!r}: {type(exc).__name__}: {exc}")
+            stream = stream_of_row(h5, row, data_format, rate)
+        except ValueError as exc:
+            reject("unreadable_waveform_file", str(exc))
             continue
-        order = str(_value(row, "trace_component_order") or data_format.get("component_order", ""))
-        if len(order) != data.shape[0]:
-            reject("unreadable_waveform_file", f"component order {order!r} for {data.shape[0]} component(s)")
-            continue
-        band = _band(row, rate)
-        start = obspy.UTCDateTime(str(row["trace_start_time"]))  # not via a float: keep its microseconds
-        stream = obspy.Stream([
-            obspy.Trace(np.asarray(data[i]), header={"network": net, "station": sta, "location": location,
-                                                     "channel": band + c, "sampling_rate": rate, "starttime": start})
-            for i, c in enumerate(order)])
+        band, order = stream[0].stats.channel[:2], "".join(t.stats.channel[-1] for t in stream)
         station = (stations or {}).get(key) or station_of_row(row, band, order, rate, data_format)
         found, rejected = cut_recordings_from_stream(stream, event, {key: station}, config, source=source)
         recordings += found
@@ -252,14 +263,17 @@ def _dataset_splits(rows: list[dict], mode: str, split_config: SplitConfig) -> d
     return splits
 
 
-def plan_seisbench(root: str, output: str, config: SeisBenchConfig, split_config: SplitConfig) -> list[SeisBenchTask]:
-    """Read the metadata tables and cut them into shard tasks. Raises
-    :class:`IngestError` naming the metadata file and the columns it lacks."""
-    region = config.region or posixpath.basename(root.rstrip("/")) or "seisbench"
-    chunks = list(config.chunks) or list_chunks(root)
-    stations = read_stations(config.inventory) if config.inventory else None
+def region_of(root: str, config: SeisBenchConfig) -> str:
+    """The region name of a dataset: ``config.region``, else its folder's name."""
+    return config.region or posixpath.basename(root.rstrip("/")) or "seisbench"
+
+
+def read_rows(root: str, config: SeisBenchConfig) -> list[tuple[str, list[dict]]]:
+    """``[(chunk, metadata rows)]`` of the chunks to read (the columns raydisc uses;
+    missing values as None). Raises :class:`IngestError` naming the metadata file and
+    the required columns it lacks."""
     tables = []
-    for chunk in chunks:
+    for chunk in list(config.chunks) or list_chunks(root):
         table = read_metadata(root, chunk)
         missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
         if missing:
@@ -267,6 +281,15 @@ def plan_seisbench(root: str, output: str, config: SeisBenchConfig, split_config
                               f"{list(REQUIRED_COLUMNS)})")
         columns = [c for c in _COLUMNS if c in table.columns]
         tables.append((chunk, table[columns].astype(object).where(table[columns].notna(), None).to_dict("records")))
+    return tables
+
+
+def plan_seisbench(root: str, output: str, config: SeisBenchConfig, split_config: SplitConfig) -> list[SeisBenchTask]:
+    """Read the metadata tables and cut them into shard tasks. Raises
+    :class:`IngestError` naming the metadata file and the columns it lacks."""
+    region = region_of(root, config)
+    stations = read_stations(config.inventory) if config.inventory else None
+    tables = read_rows(root, config)
     splits = _dataset_splits([r for _, rows in tables for r in rows], config.split, split_config)
     tasks, index = [], 0
     for chunk, rows in tables:
@@ -321,4 +344,4 @@ def run_seisbench_preprocessing(
 
 
 __all__ = ["P_SAMPLE_COLUMNS", "REQUIRED_COLUMNS", "SeisBenchConfig", "SeisBenchTask", "event_of_row", "plan_seisbench",
-           "process_seisbench_task", "recordings_of_rows", "run_seisbench_preprocessing", "station_of_row"]
+           "process_seisbench_task", "read_rows", "recordings_of_rows", "region_of", "stream_of_row", "run_seisbench_preprocessing", "station_of_row"]
