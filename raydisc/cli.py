@@ -3,6 +3,10 @@
 Each subcommand is one step of the workflow::
 
     raydisc generate ARCHIVE         write the built-in synthetic regions (miniSEED, QuakeML, StationXML)
+    raydisc fetch URL ARCHIVE --region R --start T --end T   build an archive region from FDSN web services
+    raydisc import-folder MSEED_DIR LABELS.csv STATIONXML ARCHIVE --region R   ... from a miniSEED folder
+    raydisc import-seisbench DATASET ARCHIVE   ... from a SeisBench-format dataset
+    raydisc export-seisbench SHARDS|ARCHIVE OUT   write model inputs or raw traces as a SeisBench dataset
     raydisc preprocess ARCHIVE SHARDS   cut, clean and transform recordings into Parquet shards (Ray Data)
     raydisc summary SHARDS           counts per region/split/class and rejects per reason
     raydisc train SHARDS RUN_DIR     train a CNN ensemble on Ray Train -> RUN_DIR/bundle
@@ -15,7 +19,8 @@ Each subcommand is one step of the workflow::
 
 Real networks' data (vertical-only and 3-component stations, numbered horizontals,
 mixed sampling rates, catalogs without picks, partial StationXML) go in as they are:
-see `raydisc preprocess --help` and docs/real-data.md.
+see `raydisc preprocess --help` and docs/real-data.md. `raydisc preprocess` also reads
+a SeisBench dataset directly (ARCHIVE = the dataset folder).
 """
 from __future__ import annotations
 
@@ -88,6 +93,9 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
                         help="events per Parquet shard (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
     add_raw_data_arguments(parser)
+    from .data.cli import add_seisbench_arguments
+
+    add_seisbench_arguments(parser)
 
 
 def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -109,7 +117,10 @@ def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
 def run_preprocess(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .data.cli import seisbench_config_from_args
     from .data.pipeline import format_summary, run_preprocessing
+    from .data.seisbench_format import is_seisbench_dataset
+    from .data.seisbench_source import run_seisbench_preprocessing
     from .runtime import init_ray
 
     config = preprocess_config_from_args(args)
@@ -120,15 +131,17 @@ def run_preprocess(args: argparse.Namespace) -> int:
             bar.update(1)
             bar.set_postfix(region=row["region"], recordings=row["recordings"], rejects=row["rejects"])
 
-        summary = run_preprocessing(
-            args.archive,
-            args.shards,
-            comma_list(args.regions),
-            preprocess_config=config,
-            split_config=SplitConfig(seed=args.split_seed),
-            pipeline_config=PipelineConfig(events_per_shard=args.events_per_shard),
-            progress=progress,
-        )
+        split_config = SplitConfig(seed=args.split_seed)
+        pipeline_config = PipelineConfig(events_per_shard=args.events_per_shard)
+        if is_seisbench_dataset(args.archive):
+            if args.regions:
+                raise ConfigError("--regions selects regions of an archive; a SeisBench dataset is one region "
+                                  "(name it with --seisbench-region)")
+            summary = run_seisbench_preprocessing(args.archive, args.shards, seisbench_config_from_args(args), config,
+                                                  split_config, pipeline_config, progress)
+        else:
+            summary = run_preprocessing(args.archive, args.shards, comma_list(args.regions), preprocess_config=config,
+                                        split_config=split_config, pipeline_config=pipeline_config, progress=progress)
     print(format_summary(summary))
     return 0
 
@@ -342,6 +355,33 @@ def build_parser() -> argparse.ArgumentParser:
              help="write the built-in synthetic multi-region archive",
              description="Write synthetic regions as real miniSEED waveforms (counts), a QuakeML "
                          "catalog and a StationXML inventory with responses per region.")
+
+    from .data import cli as sources
+
+    _command(sub, sources.add_fetch_arguments, sources.run_fetch, "fetch",
+             help="build an archive region from FDSN web services (event, station, dataselect)",
+             description="Ask fdsnws-event for the events of a time span (by event type, magnitude, box), "
+                         "fdsnws-station for the stations at response level, and fdsnws-dataselect (bulk "
+                         "requests) for each event's waveforms at the stations within --max-distance; write "
+                         "them as an archive region. Requests are rate-limited and retried; what failed is "
+                         "recorded in REGION/import_rejects.csv; a re-run asks only for what is missing.")
+    _command(sub, sources.add_import_folder_arguments, sources.run_import_folder, "import-folder",
+             help="build an archive region from a miniSEED folder and a label CSV",
+             description="Write a catalog from the label table, copy the StationXML, and gather each "
+                         "event's miniSEED by file name pattern or by time window; rows and files that "
+                         "cannot be used are recorded in REGION/import_rejects.csv.")
+    _command(sub, sources.add_import_seisbench_arguments, sources.run_import_seisbench, "import-seisbench",
+             help="write a SeisBench-format dataset as an archive region (for re-labelling)",
+             description="Write a SeisBench dataset's events (QuakeML, with its P picks), stations "
+                         "(StationXML: --seisbench-inventory, or one from the metadata columns) and traces "
+                         "(per-event miniSEED) as an archive region. `raydisc preprocess` reads datasets "
+                         "directly; this is for the tools that want a catalog (reprocess, serve URIs).")
+    _command(sub, sources.add_export_seisbench_arguments, sources.run_export_seisbench, "export-seisbench",
+             help="write shards (model inputs) or an archive (raw traces) as a SeisBench dataset",
+             description="A shard folder: its model inputs (Z, N, E at the target rate) with labels and "
+                         "splits, one chunk per region. An archive: each usable station recording's raw "
+                         "traces in counts with the catalog's picks and raydisc's split; read back with "
+                         "the region's StationXML, it gives the archive's model inputs.")
 
     _command(sub, add_preprocess_arguments, run_preprocess, "preprocess",
              help="turn an archive into Parquet shards (Ray Data)",

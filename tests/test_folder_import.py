@@ -16,7 +16,7 @@ from raydisc.data.catalog import read_catalog
 from raydisc.data.folder import FolderImportConfig, import_folder
 from raydisc.data.records import IngestError
 
-from source_helpers import model_inputs
+from source_helpers import STUDY_COLUMNS, model_inputs, write_study_folder
 
 REGION = "basin"
 # The label table has no picks: compare with windows predicted from the origin on both sides.
@@ -28,39 +28,20 @@ def study_folder(source_archive, tmp_path_factory):
     """The archive's basin region as a study folder: one miniSEED file per event and
     station, a CSV with its own column names and ANSS type codes, a StationXML folder."""
     root = tmp_path_factory.mktemp("study")
-    wave = root / "waveforms"
-    wave.mkdir()
-    events = read_catalog(layout.catalog_uri(source_archive, REGION), REGION)
-    for event in events:
-        stream = obspy.read(layout.waveform_uri(source_archive, REGION, event.event_id))
-        for key in sorted({f"{t.stats.network}.{t.stats.station}" for t in stream}):
-            net, sta = key.split(".")
-            stream.select(network=net, station=sta).write(str(wave / f"{event.event_id}_{key}.mseed"), format="MSEED")
-    # A damaged file of the first event (whole records of garbage) and an unrelated file.
-    (wave / f"{events[0].event_id}_XX.BAD.mseed").write_bytes(b"\x17" * 4096)
-    codes = {"earthquake": "eq", "quarry blast": "qb"}
-    with open(root / "labels.csv", "w", newline="") as f:
+    event_ids = write_study_folder(source_archive, REGION, root)
+    # A damaged file of the first event (whole records of garbage), rows that cannot be
+    # used, and a broken StationXML file.
+    (root / "waveforms" / f"{event_ids[0]}_XX.BAD.mseed").write_bytes(b"\x17" * 4096)
+    with open(root / "labels.csv", "a", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["evid", "time", "lat", "lon", "depth", "mag", "etype"])
-        for e in events:
-            writer.writerow([e.event_id, obspy.UTCDateTime(e.origin_time).isoformat(), e.latitude, e.longitude,
-                             e.depth_km, e.magnitude, codes[e.event_type]])
         writer.writerow(["bad-time", "yesterday", 40.0, -112.0, 5.0, 2.0, "eq"])
         writer.writerow(["weird-type", "2022-01-01T00:00:00", 40.0, -112.0, 5.0, 2.0, "zz"])
         writer.writerow(["no-data", "2022-01-02T00:00:00", 40.0, -112.0, 5.0, 2.0, "eq"])
-    xml = root / "stationxml"
-    xml.mkdir()
-    inventory = obspy.read_inventory(layout.inventory_uri(source_archive, REGION))
-    for network in inventory:
-        for station in network:
-            part = inventory.select(network=network.code, station=station.code)
-            part.write(str(xml / f"{network.code}.{station.code}.xml"), format="STATIONXML")
-    (xml / "broken.xml").write_text("<FDSNStationXML")
-    return root, [e.event_id for e in events]
+    (root / "stationxml" / "broken.xml").write_text("<FDSNStationXML")
+    return root, event_ids
 
 
-COLUMNS = dict(event_id_column="evid", origin_time_column="time", latitude_column="lat", longitude_column="lon",
-               depth_column="depth", magnitude_column="mag", type_column="etype")
+COLUMNS = STUDY_COLUMNS
 
 
 @pytest.mark.parametrize("match", ["pattern", "time"])

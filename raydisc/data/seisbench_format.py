@@ -73,6 +73,15 @@ def list_chunks(root: str) -> list[str]:
     return sorted(metadata & waveforms)
 
 
+def is_seisbench_dataset(root: str) -> bool:
+    """Whether ``root`` looks like a SeisBench dataset rather than a raydisc archive."""
+    try:
+        list_chunks(root)
+    except (IngestError, FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
 def read_metadata(root: str, chunk: str = "") -> pd.DataFrame:
     """The metadata table of one chunk, with a ``trace_chunk`` column added."""
     uri = metadata_uri(root, chunk)
@@ -205,6 +214,6 @@ def write_chunks_file(root: str, chunks: list[str]) -> None:
     write_bytes_atomic(join(root, CHUNKS_FILE), ("\n".join(chunks) + "\n").encode())
 
 
-__all__ = ["BUCKET_SIZE", "CHUNKS_FILE", "SPLIT_NAMES", "SeisBenchWriter", "list_chunks", "metadata_uri",
+__all__ = ["BUCKET_SIZE", "CHUNKS_FILE", "SPLIT_NAMES", "SeisBenchWriter", "is_seisbench_dataset", "list_chunks", "metadata_uri",
            "open_waveforms", "parse_trace_name", "read_data_format", "read_metadata", "read_trace",
            "waveforms_uri", "write_chunks_file"]
