@@ -16,6 +16,8 @@ from raydisc.cli import main
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.catalog import read_catalog
+from raydisc.data.seisbench_format import read_metadata
+from raydisc.labels import label_of
 from raydisc.reprocess.outputs import read_results
 
 from fdsn_server import LoopbackFDSN
@@ -94,4 +96,11 @@ def test_source_goes_through_the_workflow_with_the_archive_inputs(ray_cluster, a
     stations = read_results(relabelled, "stations", [REGION]).to_pandas()
     assert {(e, f"{n}.{s}") for e, n, s in zip(stations["event_id"], stations["network"], stations["station"])} \
         == set(reference)
+    if source == "seisbench":  # the verdicts go back into the SeisBench ecosystem
+        back = str(tmp_path / "relabelled-dataset")
+        assert main(["export-seisbench", relabel_archive, back, "--regions", REGION,
+                     "--catalog", f"{relabelled}/catalogs/{REGION}.xml"]) == 0
+        verdicts = read_results(relabelled, "events", [REGION]).to_pandas().set_index("event_id")["verdict_class"]
+        exported = read_metadata(back).drop_duplicates("source_id").set_index("source_id")["source_type"]
+        assert {e: label_of(t) for e, t in exported.items()} == verdicts.to_dict()
     assert not re.search(r"^raydisc \S+: error:", capsys.readouterr().err, re.M)

@@ -158,6 +158,8 @@ def add_export_seisbench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder or URI of the SeisBench dataset")
     parser.add_argument("--regions", help="comma-separated regions (default: all)")
     parser.add_argument("--events-per-chunk", type=int, help="archives: chunk the dataset by this many events")
+    parser.add_argument("--catalog", help="archives, one region: QuakeML to take the events and types from, e.g. "
+                                          "a re-labelling run's OUTPUT/catalogs/REGION.xml (default: the region's)")
 
 
 def run_export_seisbench(args: argparse.Namespace) -> int:
@@ -176,8 +178,11 @@ def run_export_seisbench(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.source}: neither a shard folder nor an archive")
     # One dataset per region (OUT/REGION) keeps each region's chunks and splits apart.
     outs = {r: join(args.out, r) for r in names} if len(names) > 1 else {names[0]: args.out}
+    if args.catalog and len(names) > 1:
+        raise ConfigError("--catalog belongs to one region: name it with --regions")
     for region, out in outs.items():
-        summary = export_archive(args.source, region, out, events_per_chunk=args.events_per_chunk)
+        summary = export_archive(args.source, region, out, events_per_chunk=args.events_per_chunk,
+                                 catalog=args.catalog)
         print(f"{region}: {summary['traces']} traces of {summary['events']} events in {summary['chunks']} chunk(s), "
               f"{len(summary['rejects'])} recordings not exported -> {out}")
     return 0

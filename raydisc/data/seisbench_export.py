@@ -60,11 +60,15 @@ def _station_traces(stream: obspy.Stream, net: str, sta: str, loc: str, codes: S
 
 
 def export_archive(archive: str, region: str, out: str, config: PreprocessConfig = PreprocessConfig(),
-                   split_config: SplitConfig = SplitConfig(), events_per_chunk: int | None = None) -> dict:
+                   split_config: SplitConfig = SplitConfig(), events_per_chunk: int | None = None,
+                   catalog: str | None = None) -> dict:
     """Write ``region`` of ``archive`` as a SeisBench dataset under ``out`` (chunks of
-    ``events_per_chunk`` events, or one unchunked file pair). Returns counts and the
-    rejects (recordings the archive reader could not use are not exported)."""
-    entries = index_catalog(layout.catalog_uri(archive, region))
+    ``events_per_chunk`` events, or one unchunked file pair). ``catalog``: the QuakeML
+    whose events and types are exported (default: the region's own; e.g. the annotated
+    catalog of a re-labelling run, ``OUTPUT/catalogs/{region}.xml``, to export its
+    verdicts). Returns counts and the rejects (recordings the archive reader could not
+    use are not exported)."""
+    entries = index_catalog(catalog or layout.catalog_uri(archive, region))
     events, rejects = parse_catalog_entries_isolating(entries, region)
     stations = read_stations(layout.inventory_uri(archive, region))
     labelled = []
