@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 
 import pytest
+
+# moto's request recorder (the serving tests read the S3 server's request log) writes to
+# this file; set before moto is imported, so that it is not left in the working tree.
+os.environ.setdefault("MOTO_RECORDER_FILEPATH",
+                      os.path.join(tempfile.gettempdir(), f"raydisc-moto-recording-{os.getpid()}.jsonl"))
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ def _serve(bundle: str, bucket: str):
 
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(ServeSettings(bundle=bundle, model_num_cpus=0, ingress_num_cpus=0, uri_prefixes=[bucket])),
+    serve.run(build_app(ServeSettings(bundle=bundle, model_num_cpus=0, ingress_num_cpus=0, uri_roots=[bucket])),
               name="chain", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

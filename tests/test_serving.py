@@ -9,46 +9,32 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import random
 import socket
-import time
 
 import numpy as np
 import obspy
 import pytest
 import requests
-import torch
 
 from raydisc import storage
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
 from raydisc.data.pipeline import preprocess_recordings
-from raydisc.ensemble import load_bundle, save_bundle, soft_vote
-from raydisc.models import build_model, input_shape_of
+from raydisc.ensemble import load_bundle, soft_vote
 from raydisc.serving import Client, ClientError
+from serving_helpers import ARCH, N_MEMBERS, make_tiny_bundle, wait_until_ready
 
 REGION = "basin"
 TOKEN = "s3cret-token"
-ARCH = "spectrogram_cnn"
-HPARAMS = {"channels": (4, 8), "dense_units": 8}
-N_MEMBERS = 3
 MAX_BODY = 4 * 2**20
+#: The one bucket the servers' URI form may read.
+URI_BUCKET = "s3://raydisc-serving-uris"
 
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    config = PreprocessConfig()
-    shape = input_shape_of(ARCH, config)
-    states, metrics = [], []
-    for seed in range(N_MEMBERS):
-        torch.manual_seed(seed)
-        states.append(build_model(ARCH, shape, **HPARAMS).state_dict())
-        metrics.append({"seed": seed, "validation_loss": 1.0 - 0.1 * seed, "validation_accuracy": 0.5})
-    uri = str(tmp_path_factory.mktemp("bundle") / "tiny")
-    save_bundle(uri, architecture=ARCH, hparams=HPARAMS, input_shape=shape, preprocess_config=config,
-                member_state_dicts=states, member_metrics=metrics)
-    return uri
+    return make_tiny_bundle(str(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 def _free_port() -> int:
@@ -68,19 +54,12 @@ def server(ray_cluster, tiny_bundle):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # Zero CPUs per replica: the session cluster has 2 CPUs and other tests use them.
     common = dict(bundle=tiny_bundle, model_num_cpus=0, ingress_num_cpus=0, max_body_bytes=MAX_BODY,
-                  uri_prefixes=["s3://raydisc-"])
+                  uri_roots=[URI_BUCKET])
     serve.run(build_app(ServeSettings(**common)), name="open", route_prefix="/")
     serve.run(build_app(ServeSettings(**common, token=TOKEN, composition="members")),
               name="locked", route_prefix="/locked")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{url}/readyz", timeout=5).ok and requests.get(f"{url}/locked/readyz", timeout=5).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
+    wait_until_ready(url, f"{url}/locked")
     yield url
     serve.shutdown()
 
@@ -184,11 +163,11 @@ def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
     # Metadata too long for a query string (a large network) goes multipart, no StationXML.
     from raydisc.serving import client as client_module
 
-    saved, client_module._MAX_QUERY_METADATA = client_module._MAX_QUERY_METADATA, 10
+    saved, client_module.MAX_QUERY_METADATA_CHARS = client_module.MAX_QUERY_METADATA_CHARS, 10
     try:
         assert_matches(client.classify_mseed(event["mseed"], metadata_of(ev, stations)), expected, ev.event_id)
     finally:
-        client_module._MAX_QUERY_METADATA = saved
+        client_module.MAX_QUERY_METADATA_CHARS = saved
 
 
 def test_arrays_match_offline(server, tiny_bundle, event):
@@ -202,18 +181,21 @@ def test_arrays_match_offline(server, tiny_bundle, event):
     assert_matches(answer, expected, ev.event_id)
 
 
-def test_uris_match_offline_and_prefixes_are_enforced(server, tiny_bundle, event, tiny_archive, s3_bucket):
+def test_uris_match_offline_and_roots_are_enforced(server, tiny_bundle, event, tiny_archive, s3_server):
+    import s3fs
+
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server}).mkdir(URI_BUCKET[len("s3://"):])
     ev, stations = event["event"], event["stations"]
     _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"])
     uris = {}
     for name, src in (("mseed_uri", event["mseed_uri"]),
                       ("stationxml_uri", layout.inventory_uri(tiny_archive, REGION)),
                       ("quakeml_uri", layout.catalog_uri(tiny_archive, REGION))):
-        uris[name] = storage.join(s3_bucket, REGION, src.rsplit("/", 1)[-1])
+        uris[name] = storage.join(URI_BUCKET, REGION, src.rsplit("/", 1)[-1])
         storage.write_bytes_atomic(uris[name], storage.read_bytes(src))
     client = Client(server)
     assert_matches(client.classify_uris(**uris, event_id=ev.event_id), expected, ev.event_id)
-    with pytest.raises(ClientError) as err:  # a server-side path outside the allowed prefixes
+    with pytest.raises(ClientError) as err:  # a server-side path outside the allowed roots
         client.classify_uris(event["mseed_uri"], uris["stationxml_uri"], uris["quakeml_uri"], event_id=ev.event_id)
     assert err.value.status == 403
 
@@ -321,92 +303,6 @@ def test_auth(server, event):
     assert Client(server).info()["auth_required"] is False  # the open app needs no token
 
 
-# ----------------------------------------------------------------- property test against the schema
-
-
-class _SchemaFuzzer:
-    """Random JSON from an OpenAPI schema: mostly schema-shaped, sometimes wrong on purpose
-    (wrong types, extra keys, missing required keys, NaN/huge numbers)."""
-
-    def __init__(self, schema: dict, rng: random.Random):
-        self.components = schema.get("components", {}).get("schemas", {})
-        self.rng = rng
-
-    def _resolve(self, s):
-        while "$ref" in s:
-            s = self.components[s["$ref"].rsplit("/", 1)[-1]]
-        return s
-
-    def value(self, s: dict, depth: int = 0):
-        rng = self.rng
-        s = self._resolve(s)
-        if rng.random() < 0.08 or depth > 5:  # an arbitrary wrong-typed value
-            return rng.choice([None, "x" * rng.randint(0, 5), -1, 1e308, float("nan"), [], {}, True])
-        if "anyOf" in s or "oneOf" in s:
-            return self.value(rng.choice(s.get("anyOf") or s["oneOf"]), depth + 1)
-        if "enum" in s:
-            return rng.choice(s["enum"])
-        if "const" in s:
-            return s["const"]
-        kind = s.get("type")
-        if kind == "object":
-            props = s.get("properties", {})
-            out = {k: self.value(v, depth + 1) for k, v in props.items()
-                   if k in s.get("required", []) and rng.random() < 0.95 or rng.random() < 0.5}
-            if "additionalProperties" in s and isinstance(s["additionalProperties"], dict):
-                for i in range(rng.randint(0, 2)):
-                    out[f"k{i}"] = self.value(s["additionalProperties"], depth + 1)
-            if rng.random() < 0.1:
-                out["unexpected"] = 1
-            return out
-        if kind == "array":
-            return [self.value(s.get("items", {}), depth + 1) for _ in range(rng.randint(0, 3))]
-        if kind == "integer":
-            return rng.choice([0, 1, -5, 10**6])
-        if kind == "number":
-            return rng.choice([0.0, 1.5, -3.0, 1e9, -1e9, 100.0, 40.0])
-        if kind == "boolean":
-            return rng.random() < 0.5
-        if kind == "string":
-            if s.get("format") == "date-time":
-                return rng.choice(["2020-01-01T00:00:00Z", "not a date", "1970-01-01T00:00:00"])
-            return rng.choice(["", "XX", "s3://raydisc-none/x", "/etc/passwd", "é" * 3])
-        return rng.choice([None, 1, "x", {}])
-
-
-def test_schema_property_no_server_errors(server):
-    """For random requests derived from the app's own OpenAPI schema, the server answers
-    with a documented status (never 5xx) and 200 answers follow the response schema."""
-    schema = requests.get(f"{server}/v1/openapi.json", timeout=10).json()
-    fuzz = _SchemaFuzzer(schema, random.Random(1234))
-    deadline = time.time() + 25
-    checked = 0
-    for path, methods in schema["paths"].items():
-        for method, op in methods.items():
-            for _ in range(25):
-                if time.time() > deadline:
-                    break
-                kwargs: dict = {"timeout": 30}
-                content = op.get("requestBody", {}).get("content", {})
-                if "application/json" in content:
-                    kwargs["data"] = json.dumps(fuzz.value(content["application/json"]["schema"]))
-                    kwargs["headers"] = {"Content-Type": "application/json"}
-                elif content:
-                    kwargs["data"] = bytes(fuzz.rng.getrandbits(8) for _ in range(fuzz.rng.randint(0, 600)))
-                    kwargs["headers"] = {"Content-Type": fuzz.rng.choice(list(content) + ["text/plain"])}
-                params = {p["name"]: fuzz.value(p["schema"]) for p in op.get("parameters", [])
-                          if p["in"] == "query" and fuzz.rng.random() < 0.7}
-                kwargs["params"] = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in params.items()}
-                response = requests.request(method.upper(), f"{server}{path}", **kwargs)
-                documented = {int(c) for c in op["responses"] if c.isdigit()} | {413, 415, 422}
-                assert response.status_code in documented, (method, path, kwargs, response.status_code, response.text)
-                if response.status_code == 200 and path.startswith("/v1/classify"):
-                    assert {"stations", "event", "bundle_id"} <= set(response.json())
-                checked += 1
-    assert checked >= 20
-    assert Client(server).ready()
-
-
 # ----------------------------------------------------------------- config file and CLI (no Ray)
 
 
@@ -433,11 +329,11 @@ def test_cli_arguments_become_settings():
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)
     args = parser.parse_args(["s3://b/bundle", "--replicas", "auto", "--max-replicas", "3", "--max-batch-size", "1",
-                              "--token", "t", "--max-body-mb", "2", "--uri-prefix", "s3://archive/"])
+                              "--token", "t", "--max-body-mb", "2", "--uri-root", "s3://archive/"])
     settings = settings_from_args(args)
     assert settings.bundle == "s3://b/bundle" and settings.num_replicas == "auto"
     assert settings.autoscaling_config["max_replicas"] == 3 and settings.max_batch_size == 1
-    assert settings.token == "t" and settings.max_body_bytes == 2 * 2**20 and settings.uri_prefixes == ["s3://archive/"]
+    assert settings.token == "t" and settings.max_body_bytes == 2 * 2**20 and settings.uri_roots == ["s3://archive/"]
     with pytest.raises(Exception, match="unknown_option|Extra inputs"):
         from raydisc.serving.app import ServeSettings
 

@@ -1,4 +1,4 @@
-"""Ray Serve endpoint for the soft-voting ensemble (issue #6).
+"""Ray Serve endpoint for the soft-voting ensemble.
 
 Modules
 -------
@@ -9,6 +9,9 @@ Modules
   (:func:`~raydisc.data.pipeline.preprocess_recordings`) with the bundle's config.
 * :mod:`.schemas` — request/response models (OpenAPI); :mod:`.client` — Python client;
   :mod:`.cli` — ``raydisc serve BUNDLE``.
+* :mod:`.settings` — :class:`~.settings.ServeSettings` and the token sources;
+  :mod:`.guard` — auth and body limit (ASGI middleware); :mod:`.locations` — which
+  storage locations the URI form may read.
 
 Running
 -------
@@ -40,7 +43,9 @@ Routes
   (or the origin, per the bundle's ``window_reference``)}]}``.
 * ``POST /v1/classify/uris`` — JSON ``{"mseed_uri", "stationxml_uri", "quakeml_uri",
   "event_id"}``, read with :mod:`raydisc.storage`; only URIs under the server's
-  ``uri_prefixes`` are read (none configured: 403), so clients cannot read server files.
+  ``uri_roots`` are read, compared by normalised path components (``..``, encodings,
+  symlinks resolved; other schemes refused; see :mod:`.locations`), else 403 and nothing
+  is read, so clients cannot read server files.
 
 Every classify route answers, per station, the ensemble probabilities, the predicted
 label, the spread (std across members of the predicted class probability), every
@@ -53,10 +58,12 @@ the request a 422 naming it, unless ``on_reject=skip`` (then it is listed in
 
 Authentication
 --------------
-Off unless a token is set (``ServeSettings.token``, ``raydisc serve --token``, or the
-``RAYDISC_SERVE_TOKEN`` environment variable of the replicas). Then every ``/v1`` route
-needs ``Authorization: Bearer <token>`` (401 otherwise); ``/healthz`` and ``/readyz``
-stay open for probes. Use TLS in front of a non-loopback endpoint. Requests never carry
+Off unless a token is set (``ServeSettings.token`` or ``token_file``, ``raydisc serve
+--token/--token-file``, or the ``RAYDISC_SERVE_TOKEN`` / ``RAYDISC_SERVE_TOKEN_FILE``
+environment variables of the replicas). Then every path but ``/healthz`` and ``/readyz``
+(probes) needs ``Authorization: Bearer <token>``: 401 otherwise, before the body is read
+(:mod:`.guard`). ``raydisc serve`` refuses a non-loopback host without a token unless
+``--insecure``. Use TLS in front of a non-loopback endpoint. Requests never carry
 code: JSON and miniSEED/StationXML/QuakeML only; bundles load from safetensors.
 
 Import :mod:`.app` lazily: it imports Ray Serve.

@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import logging
-import os
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from ray import serve
 from starlette.concurrency import run_in_threadpool
 
@@ -46,48 +44,27 @@ from ..data.records import NOT_LOSSES
 from ..ensemble import aggregate_events, ensemble_spread, load_bundle, soft_vote
 from ..runtime import reuse_freed_array_memory
 from . import inputs as _inputs
+from .guard import RequestGuard, token_digest
+from .locations import AllowedLocations
 from .schemas import (
     API_VERSION,
     ArraysRequest,
     ClassifyResponse,
     ErrorResponse,
     EventResult,
+    MAX_QUERY_METADATA_CHARS,
+    MAX_STATIONS,
     InfoResponse,
     MseedMetadata,
     RejectOut,
     StationResult,
     UriRequest,
 )
+from .settings import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeSettings, resolve_token
 
 log = logging.getLogger(__name__)
 
-#: Environment variable holding the bearer token when none is configured explicitly.
-TOKEN_ENV = "RAYDISC_SERVE_TOKEN"
 MSEED_TYPES = ("application/vnd.fdsn.mseed", "application/octet-stream")
-
-
-class ServeSettings(BaseModel):
-    """Arguments of :func:`build_app` (also the ``args:`` of a Serve config YAML)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bundle: str = Field(..., description="bundle URI (local path or s3://...)")
-    composition: Literal["ensemble", "members"] = "ensemble"
-    max_batch_size: int = Field(16, ge=1, description="requests coalesced per model call; 1 = unbatched")
-    batch_wait_timeout_s: float = Field(0.005, ge=0)
-    num_replicas: int | Literal["auto"] = Field(1, description="model replicas; 'auto' uses autoscaling_config")
-    autoscaling_config: dict[str, Any] | None = Field(
-        None, description="Serve autoscaling_config of the model deployment(s), e.g. "
-                          "{'min_replicas': 1, 'max_replicas': 4, 'target_ongoing_requests': 4}")
-    model_num_cpus: float = Field(1.0, ge=0)
-    ingress_num_cpus: float = Field(0.5, ge=0)
-    ingress_replicas: int = Field(1, ge=1)
-    gpu_fraction: float | None = Field(None, ge=0, le=1,
-                                       description="GPUs per model replica; default 0.5 when the cluster has GPUs, else 0")
-    max_body_bytes: int = Field(20 * 2**20, ge=1024, description="requests larger than this get 413")
-    token: str | None = Field(None, description=f"bearer token; default: ${TOKEN_ENV} if set, else no auth")
-    uri_prefixes: list[str] = Field(default_factory=list,
-                                    description="URI prefixes the /v1/classify/uris form may read (empty: form disabled)")
 
 
 # --------------------------------------------------------------------------- model replicas
@@ -129,73 +106,14 @@ class EnsembleModel:
 # --------------------------------------------------------------------------- ingress
 
 # Per-process state of the ingress replica (set in Classifier.__init__), read by the
-# body-size middleware, the auth dependency and the routes. The FastAPI app is built in
-# the replica by build_fastapi(): FastAPI >= 0.16x apps hold locks and cannot be pickled,
-# so Serve gets the builder function instead of an app object.
-_RUNTIME: dict[str, Any] = {"max_body_bytes": 20 * 2**20, "token": None, "ingress": None}
+# request guard and the routes. The FastAPI app is built in the replica by
+# build_fastapi(): FastAPI >= 0.16x apps hold locks and cannot be pickled, so Serve gets
+# the builder function instead of an app object.
+_RUNTIME: dict[str, Any] = {"max_body_bytes": DEFAULT_MAX_BODY_BYTES, "token_digest": None, "ingress": None}
 
 
-class _BodyLimit:
-    """ASGI middleware: 413 for bodies over ``_RUNTIME['max_body_bytes']``, whether the
-    size is announced in Content-Length or only found while streaming."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.inner(scope, receive, send)
-        limit = _RUNTIME["max_body_bytes"]
-        too_big = JSONResponse({"detail": f"request body exceeds the limit of {limit} bytes", "rejected": []},
-                               status_code=413)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return await too_big(scope, receive, send)
-        seen, exceeded, started = 0, False, False
-
-        async def limited_receive():
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    exceeded = True
-                    raise _TooLarge()
-            return message
-
-        async def guarded_send(message):
-            # FastAPI turns an exception while reading the body into its own 400: once
-            # the limit was crossed, whatever the app answers is replaced by the 413.
-            nonlocal started
-            if exceeded:
-                if not started:
-                    started = True
-                    await too_big(scope, receive, send)
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.inner(scope, limited_receive, guarded_send)
-        except _TooLarge:
-            if not started:
-                await too_big(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def require_token(request: Request) -> None:
-    """Bearer-token check for the ``/v1`` routes (no-op when no token is configured)."""
-    token = _RUNTIME["token"]
-    if not token:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    # Constant-time comparison: no timing oracle on the token.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise _HTTPError(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+def _guard_limits() -> tuple[bytes | None, int]:
+    return _RUNTIME["token_digest"], _RUNTIME["max_body_bytes"]
 
 
 class _HTTPError(Exception):
@@ -233,14 +151,18 @@ def build_fastapi() -> FastAPI:
         version=API_VERSION,
         description=(
             "Earthquake vs. quarry-blast discrimination of one event's station recordings by a "
-            "soft-voting CNN ensemble. Authentication (when enabled): `Authorization: Bearer <token>`."
+            "soft-voting CNN ensemble.\n\n"
+            "Authentication (when the server has a token): `Authorization: Bearer <token>` on every "
+            "path except `/healthz` and `/readyz`, else 401 before the body is read.\n\n"
+            f"Limits: request bodies over the server's `max_body_bytes` ({DEFAULT_MAX_BODY_BYTES} bytes by "
+            "default; this server's value is in `GET /v1/info`) get 413 before they are read; at most "
+            f"{MAX_STATIONS} stations per request (422 above)."
         ),
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
     )
-    app.add_middleware(_BodyLimit)
-    auth = [Depends(require_token)]
+    app.add_middleware(RequestGuard, limits=_guard_limits)
 
     @app.exception_handler(_HTTPError)
     async def _http_error(request: Request, exc: _HTTPError):
@@ -263,16 +185,17 @@ def build_fastapi() -> FastAPI:
         """Readiness: every model deployment answers a ping within 5 s."""
         return await _ingress().readiness()
 
-    @app.get("/v1/info", response_model=InfoResponse, dependencies=auth, responses=_ERRORS, tags=["model"])
+    @app.get("/v1/info", response_model=InfoResponse, responses=_ERRORS, tags=["model"])
     async def info() -> InfoResponse:
         """The bundle being served: id, architecture, members with metrics, label map, config."""
         return _ingress().info()
 
-    @app.post("/v1/classify/mseed", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+    @app.post("/v1/classify/mseed", response_model=ClassifyResponse, responses=_ERRORS,
               tags=["classify"], openapi_extra=_MSEED_BODY)
     async def classify_mseed(
         request: Request,
-        metadata: str | None = Query(None, max_length=1_000_000, description="MseedMetadata as JSON (raw-body form)"),
+        metadata: str | None = Query(None, max_length=MAX_QUERY_METADATA_CHARS,
+                                     description="MseedMetadata as JSON (raw-body form; longer metadata: multipart)"),
         on_reject: Literal["fail", "skip"] = Query("fail"),
     ) -> ClassifyResponse:
         """Classify one event from miniSEED: raw body (``application/vnd.fdsn.mseed``, metadata
@@ -281,17 +204,17 @@ def build_fastapi() -> FastAPI:
         ``picks``). Metadata schema: ``MseedMetadata``."""
         return await _ingress().classify_mseed(request, metadata, on_reject)
 
-    @app.post("/v1/classify/arrays", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+    @app.post("/v1/classify/arrays", response_model=ClassifyResponse, responses=_ERRORS,
               tags=["classify"])
     async def classify_arrays(request: ArraysRequest) -> ClassifyResponse:
         """Classify one event from per-station JSON arrays of raw counts (see ``ArraysRequest``)."""
         return await _ingress().classify_arrays(request)
 
-    @app.post("/v1/classify/uris", response_model=ClassifyResponse, dependencies=auth, responses=_ERRORS,
+    @app.post("/v1/classify/uris", response_model=ClassifyResponse, responses=_ERRORS,
               tags=["classify"])
     async def classify_uris(request: UriRequest) -> ClassifyResponse:
         """Classify one event read from object storage: miniSEED + StationXML + QuakeML URIs,
-        each under one of the server's ``uri_prefixes``."""
+        each under one of the server's ``uri_roots`` (403 otherwise, nothing read)."""
         return await _ingress().classify_uris(request)
 
     return app
@@ -311,8 +234,8 @@ class Classifier:
     def __init__(self, settings: dict, models: list):
         self.settings = ServeSettings(**settings)
         reuse_freed_array_memory()  # this replica preprocesses the uploads
-        token = self.settings.token or os.environ.get(TOKEN_ENV) or None
-        self.token = token
+        self.token = resolve_token(self.settings)
+        self.allowed = AllowedLocations(self.settings.uri_roots)
         # The same loader as the model replicas: config, label map and metadata of the
         # bundle; the weights loaded here are not used for inference.
         self.bundle = load_bundle(self.settings.bundle)
@@ -323,7 +246,8 @@ class Classifier:
         # the one that the routes built by build_fastapi() read.
         from raydisc.serving import app as this_module
 
-        this_module._RUNTIME.update(max_body_bytes=self.settings.max_body_bytes, token=token, ingress=self)
+        this_module._RUNTIME.update(max_body_bytes=self.settings.max_body_bytes,
+                                   token_digest=token_digest(self.token), ingress=self)
 
     async def readiness(self):
         try:
@@ -427,7 +351,7 @@ class Classifier:
     async def classify_uris(self, request: UriRequest) -> ClassifyResponse:
         try:
             recordings, rejects, event_id = await run_in_threadpool(
-                _inputs.recordings_from_uris, request, self.config, tuple(self.settings.uri_prefixes))
+                _inputs.recordings_from_uris, request, self.config, self.allowed)
         except _inputs.InputError as exc:
             raise _HTTPError(exc.status, str(exc), exc.rejects) from None
         return await self._classify(recordings, rejects, request.on_reject, event_id)
@@ -451,6 +375,7 @@ def build_app(args: dict | ServeSettings) -> serve.Application:
     from ..ensemble import read_manifest
 
     settings = args if isinstance(args, ServeSettings) else ServeSettings(**args)
+    AllowedLocations(settings.uri_roots)  # a bad root fails the deploy here, with its name
     n_members = len(read_manifest(settings.bundle)["members"])
     gpus = settings.gpu_fraction if settings.gpu_fraction is not None else (0.5 if _cluster_has_gpus() else 0.0)
     actor_options: dict[str, Any] = {"num_cpus": settings.model_num_cpus}

@@ -5,15 +5,15 @@ Wire into the main CLI with::
     p = subparsers.add_parser("serve", help="HTTP classification endpoint (Ray Serve)")
     add_serve_arguments(p); p.set_defaults(func=run_serve)
 
-Authentication is off unless a token is given (``--token`` or ``$RAYDISC_SERVE_TOKEN``);
-clients then send ``Authorization: Bearer <token>``. Serving on a non-loopback host
-without a token prints a warning.
+Authentication is off unless a token is given (``--token``, ``--token-file``,
+``$RAYDISC_SERVE_TOKEN`` or ``$RAYDISC_SERVE_TOKEN_FILE``); clients then send
+``Authorization: Bearer <token>``. Serving on a non-loopback host without a token is
+refused unless ``--insecure`` says that is meant.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -36,8 +36,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GPUs per model replica (default 0.5 when the cluster has GPUs)")
     parser.add_argument("--max-body-mb", type=float, default=20.0, help="larger requests get 413")
     parser.add_argument("--token", default=None, help="bearer token (default: $RAYDISC_SERVE_TOKEN; none = no auth)")
-    parser.add_argument("--uri-prefix", action="append", default=[],
-                        help="URI prefix the /v1/classify/uris form may read (repeatable; none = form disabled)")
+    parser.add_argument("--token-file", default=None,
+                        help="file holding the bearer token, e.g. a mounted secret (default: $RAYDISC_SERVE_TOKEN_FILE)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow serving on a non-loopback host without a token")
+    parser.add_argument("--uri-root", action="append", default=[],
+                        help="folder or s3://bucket[/prefix] that the /v1/classify/uris form may read "
+                             "(repeatable; none = form disabled)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -53,7 +58,7 @@ def settings_from_args(args: argparse.Namespace):
         autoscaling_config=autoscaling, max_batch_size=args.max_batch_size,
         batch_wait_timeout_s=args.batch_wait_ms / 1000.0, model_num_cpus=args.model_cpus,
         gpu_fraction=args.gpu_fraction, max_body_bytes=int(args.max_body_mb * 2**20),
-        token=args.token, uri_prefixes=list(args.uri_prefix),
+        token=args.token, token_file=args.token_file, uri_roots=list(args.uri_root),
     )
 
 
@@ -62,12 +67,24 @@ def run_serve(args: argparse.Namespace) -> int:
     from ray import serve
 
     from ..runtime import init_ray
-    from .app import TOKEN_ENV, build_app
+    from .app import build_app
+    from .locations import AllowedLocations
+    from .settings import TOKEN_ENV, TOKEN_FILE_ENV, is_loopback, resolve_token
 
     settings = settings_from_args(args)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not (settings.token or os.environ.get(TOKEN_ENV)):
-        print(f"warning: serving on {args.host} without authentication (set --token or ${TOKEN_ENV})",
-              file=sys.stderr)
+    try:
+        token = resolve_token(settings)
+        AllowedLocations(settings.uri_roots)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not token and not is_loopback(args.host):
+        if not args.insecure:
+            print(f"error: refusing to serve on {args.host} without authentication: set --token, --token-file, "
+                  f"${TOKEN_ENV} or ${TOKEN_FILE_ENV} (or pass --insecure if an open endpoint is meant)",
+                  file=sys.stderr)
+            return 2
+        print(f"warning: serving on {args.host} without authentication (--insecure)", file=sys.stderr)
     init_ray(args.address)
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(build_app(settings), name="raydisc", route_prefix="/")

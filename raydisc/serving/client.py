@@ -12,9 +12,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import requests
 
+from .schemas import MAX_QUERY_METADATA_CHARS
 
-#: Longest metadata JSON (characters) sent in the query string; longer goes multipart.
-_MAX_QUERY_METADATA = 6000
+
 
 
 class ClientError(RuntimeError):
@@ -68,7 +68,7 @@ class Client:
         """
         params = {"on_reject": on_reject}
         meta = json.dumps(metadata or {}, default=str)
-        if stationxml is None and len(meta) <= _MAX_QUERY_METADATA:
+        if stationxml is None and len(meta) <= MAX_QUERY_METADATA_CHARS:
             response = self.session.post(f"{self.url}/v1/classify/mseed", params={**params, "metadata": meta},
                                          data=mseed, headers={"Content-Type": "application/vnd.fdsn.mseed"},
                                          timeout=self.timeout_s)

@@ -30,7 +30,8 @@ from ..data.ingest import (
     read_stations,
 )
 from ..data.pipeline import preprocess_recordings
-from .schemas import ArraysRequest, MseedMetadata, UriRequest, posix_seconds
+from .locations import AllowedLocations, LocationRefused
+from .schemas import MAX_STATIONS, ArraysRequest, MseedMetadata, UriRequest, posix_seconds
 
 #: Reference time (POSIX s) that arrays-form windows are placed around: any fixed time
 #: works, because the arrays form gives times relative to the reference.
@@ -100,6 +101,9 @@ def recordings_from_mseed(
     the P picks), else from ``metadata.stations`` (each with its own ``p_time``).
     """
     stream = read_mseed(data)
+    n_stations = len({(tr.stats.network, tr.stats.station, tr.stats.location) for tr in stream})
+    if n_stations > MAX_STATIONS:
+        raise InputError(f"the miniSEED holds {n_stations} stations; at most {MAX_STATIONS} per request")
     event = metadata.event
     picks: dict[str, dict[str, float]] = {k: {"P": posix_seconds(t)} for k, t in metadata.picks.items()}
     if stationxml is not None:
@@ -161,25 +165,24 @@ def recordings_from_arrays(request: ArraysRequest, config: PreprocessConfig) -> 
     return found, rejects + cut_rejects
 
 
-def _check_allowed(uri: str, allowed_prefixes: tuple[str, ...]) -> None:
-    # Reading arbitrary server-side paths on a client's word would be a file-disclosure
-    # hole: only configured prefixes are readable.
-    if not any(uri.startswith(p) for p in allowed_prefixes):
-        raise InputError(f"URI {uri!r} is not under an allowed prefix ({list(allowed_prefixes) or 'URI form disabled'})",
-                         status=403)
-
-
 def recordings_from_uris(
-    request: UriRequest, config: PreprocessConfig, allowed_prefixes: tuple[str, ...]
+    request: UriRequest, config: PreprocessConfig, allowed: AllowedLocations
 ) -> tuple[list[Recording], list[Reject], str]:
-    """Read miniSEED, StationXML and QuakeML from object storage with the project's
-    readers and cut the event's recordings; returns ``(recordings, rejects, event_id)``."""
-    for uri in (request.mseed_uri, request.stationxml_uri, request.quakeml_uri):
-        _check_allowed(uri, allowed_prefixes)
+    """Read miniSEED, StationXML and QuakeML from storage with the project's readers and
+    cut the event's recordings; returns ``(recordings, rejects, event_id)``.
+
+    Each URI is checked against ``allowed`` first (403 unless all three lie under an
+    allowed root) and the normalised form that was checked is what is read.
+    """
     try:
-        events = read_catalog(request.quakeml_uri, "request")
-        stations = read_stations(request.stationxml_uri)
-        data = storage.read_bytes(request.mseed_uri)
+        mseed_uri, stationxml_uri, quakeml_uri = (
+            allowed.check(u) for u in (request.mseed_uri, request.stationxml_uri, request.quakeml_uri))
+    except LocationRefused as exc:
+        raise InputError(str(exc), status=403) from None
+    try:
+        events = read_catalog(quakeml_uri, "request")
+        stations = read_stations(stationxml_uri)
+        data = storage.read_bytes(mseed_uri)
     except FileNotFoundError:
         raise InputError(f"{request.mseed_uri}: miniSEED file not found", status=404) from None
     except IngestError as exc:

@@ -11,10 +11,27 @@ import datetime as _dt
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
 
 #: Version of the HTTP API; the paths carry its major number (``/v1/...``).
 API_VERSION = "1.0.0"
+
+#: Characters of the ``metadata`` query field of a raw-body miniSEED upload, at most:
+#: percent-encoded, longer JSON would overflow the HTTP server's 16 KiB limit on a
+#: request head (a 400 from the server instead of a documented answer). Longer
+#: metadata go as a part of a multipart upload.
+MAX_QUERY_METADATA_CHARS = 5000
+
+#: Sampling rates (Hz) a request may declare: from 1 sample per 100 s (below any
+#: bundle's rate, so rejected with the reason "sampling_rate_too_low") to 100 kHz.
+MIN_SAMPLING_RATE_HZ, MAX_SAMPLING_RATE_HZ = 0.01, 100_000
+
+#: Offset (s) of an arrays-form recording from the window reference, at most: windows
+#: are tens of seconds around it; a day covers any recording worth sending.
+MAX_START_OFFSET_S = 86_400.0
+
+#: Stations per request, at most (one event of a dense network has a few hundred).
+MAX_STATIONS = 1000
 
 
 class _Strict(BaseModel):
@@ -72,8 +89,8 @@ class StationMeta(_Station):
     channels: dict[Literal["Z", "N", "E"], str] = Field(
         ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}, "
                          "or {'Z': 'EHZ'} for a vertical-only station (Z is required)")
-    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
-    sensitivity: dict[Literal["Z", "N", "E"], float] = Field(
+    sampling_rate_hz: float = Field(..., ge=MIN_SAMPLING_RATE_HZ, le=MAX_SAMPLING_RATE_HZ, description="Hz")
+    sensitivity: dict[Literal["Z", "N", "E"], PositiveFloat] = Field(
         ..., description="overall sensitivity per component of `channels`, counts per (m/s)")
     p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
 
@@ -86,8 +103,8 @@ class MseedMetadata(_Strict):
     """
 
     event: EventMeta = Field(default_factory=EventMeta)
-    stations: list[StationMeta] = Field(default_factory=list, max_length=1000)
-    picks: dict[str, _dt.datetime] = Field(default_factory=dict)
+    stations: list[StationMeta] = Field(default_factory=list, max_length=MAX_STATIONS)
+    picks: dict[str, _dt.datetime] = Field(default_factory=dict, max_length=MAX_STATIONS)
 
 
 class StationArrays(_Station):
@@ -96,11 +113,11 @@ class StationArrays(_Station):
     counts: list[list[float]] = Field(
         ..., min_length=1, max_length=3,
         description="raw counts, 3 x n (components Z, N, E) or 1 x n (a vertical-only station); rows of equal length")
-    sampling_rate_hz: float = Field(..., gt=0, le=100_000, description="Hz")
-    sensitivity: list[float] = Field(..., min_length=1, max_length=3,
+    sampling_rate_hz: float = Field(..., ge=MIN_SAMPLING_RATE_HZ, le=MAX_SAMPLING_RATE_HZ, description="Hz")
+    sensitivity: list[PositiveFloat] = Field(..., min_length=1, max_length=3,
                                      description="counts per (m/s) for each row of counts (Z, N, E or Z)")
     start_s: float = Field(
-        ..., description="time of the first sample relative to the window reference of the "
+        ..., ge=-MAX_START_OFFSET_S, le=MAX_START_OFFSET_S, description="time of the first sample relative to the window reference of the "
                          "bundle (the P pick, or the origin time), in seconds")
 
 
@@ -108,7 +125,7 @@ class ArraysRequest(_Strict):
     """``POST /v1/classify/arrays``: recordings of one event as arrays."""
 
     event: EventMeta = Field(default_factory=EventMeta)
-    stations: list[StationArrays] = Field(..., min_length=1, max_length=1000)
+    stations: list[StationArrays] = Field(..., min_length=1, max_length=MAX_STATIONS)
     on_reject: Literal["fail", "skip"] = Field(
         "fail", description="'fail': any unusable station is a 422; 'skip': classify the rest")
 
