@@ -118,3 +118,4 @@ def test_rayservice_runs_the_real_serve_app_with_valid_settings():
         assert callable(getattr(importlib.import_module(module), attribute))
         settings = ServeSettings(**application["args"])
         assert settings.bundle.startswith("s3://")
+        assert settings.token_file, "a cluster endpoint must not run without a token"
