@@ -38,24 +38,23 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..config import PreprocessConfig, with_raw_data
-from ..data.ingest import (CatalogEntry, EventInfo, IngestError, Recording, Reject, StationInfo, index_catalog,
+from ..data.ingest import (CatalogEntry, IngestError, Recording, Reject, StationInfo, index_catalog,
                            parse_catalog_entries_isolating, read_stations)
 from ..data.pipeline import preprocess_recordings
 from ..data.records import NOT_LOSSES
 from ..data.shards import write_table_atomic
-from ..ensemble import aggregate_events, ensemble_spread, load_bundle, read_manifest, soft_vote
+from ..ensemble import EnsembleBundle, load_bundle, read_manifest
 from ..models import input_kind_of
 from ..runtime import reuse_freed_array_memory
 from ..storage import join
 from . import outputs
 from .sources import RegionSource, cut_event
+from .tables import RECORDING_COLUMNS, recording_columns, recording_hash, result_tables
 
 log = logging.getLogger(__name__)
 
-#: Metadata columns carried with every recording through the pipeline: the station's,
-#: then its event's (parsed in the worker; ``catalog_class`` -1 = type not in the label map).
-_META = ("event_id", "region", "network", "station", "location", "components", "pick_source", "response",
-         "distance_km", "sampling_rate", "input_sha256", "source", "origin_time", "magnitude", "catalog_type", "catalog_class")
+#: Metadata columns carried with every recording through the pipeline.
+_META = RECORDING_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -130,14 +129,6 @@ class ChunkTask:
 # ----------------------------------------------------------------- stage 1: CPU tasks
 
 
-def recording_hash(recording: Recording) -> str:
-    """SHA-256 of the raw window (float64 counts ``(3, n)``, C order) and its rate in Hz:
-    the same data gives the same hash whichever archive format it was read from."""
-    digest = hashlib.sha256(np.ascontiguousarray(recording.counts, dtype=np.float64).tobytes())
-    digest.update(repr(float(recording.sampling_rate)).encode())
-    return digest.hexdigest()
-
-
 def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig, kind: str, source: RegionSource):
     """Model inputs ``(n, *shape)`` of the recordings that preprocess to finite values,
     those recordings, and rejects for the others. One vectorized call normally; only if
@@ -165,16 +156,6 @@ def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig,
             rejects.append(Reject(r.event.region, r.event.event_id, r.key, reason, detail,
                                   source.waveform_uri(r.event.event_id)))
     return kept, inputs, rejects
-
-
-def _event_columns(events: Sequence[EventInfo]) -> dict:
-    """The event columns of :data:`_META` for one row per event in ``events``."""
-    return {
-        "origin_time": np.array([e.origin_time for e in events], dtype=np.float64),
-        "magnitude": np.array([e.magnitude for e in events], dtype=np.float64),
-        "catalog_type": np.array([e.event_type for e in events], dtype=object),
-        "catalog_class": np.array([-1 if e.label is None else e.label for e in events], dtype=np.int64),
-    }
 
 
 def prepare_chunk(batch: dict) -> dict:
@@ -210,23 +191,12 @@ def prepare_task(task: ChunkTask) -> dict:
         finish_chunk(task, {k: np.array([], dtype=object) for k in _META},
                      np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32))
     n = len(recordings)
-    event_columns = _event_columns([by_id[r.event.event_id] for r in recordings])
+    columns = recording_columns(recordings, region, [by_id[r.event.event_id] for r in recordings],
+                                task.source.waveform_uri)
     return {
         "chunk_key": np.array([task.key] * n, dtype=object),
         "chunk_rows": np.full(n, n, dtype=np.int64),
-        "event_id": np.array([r.event.event_id for r in recordings], dtype=object),
-        "region": np.array([region] * n, dtype=object),
-        "network": np.array([r.station.network for r in recordings], dtype=object),
-        "station": np.array([r.station.station for r in recordings], dtype=object),
-        "location": np.array([r.location for r in recordings], dtype=object),
-        "components": np.array([r.components for r in recordings], dtype=object),
-        "pick_source": np.array([r.pick_source for r in recordings], dtype=object),
-        "response": np.array([r.response_kind for r in recordings], dtype=object),
-        "distance_km": np.array([r.distance_km for r in recordings], dtype=np.float64),
-        "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
-        "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
-        "source": np.array([task.source.waveform_uri(r.event.event_id) for r in recordings], dtype=object),
-        **event_columns,
+        **columns,
         "inputs": np.stack(inputs).astype(np.float32) if n else np.zeros((0, *task.bundle.input_shape), np.float32),
     }
 
@@ -293,67 +263,13 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
     number of station rows.
     """
     bundle, region = task.bundle, task.source.region
-    n = len(columns["event_id"])
-    order = np.lexsort((np.asarray(columns["location"], dtype=str), np.asarray(columns["station"], dtype=str),
-                        np.asarray(columns["network"], dtype=str), np.asarray(columns["event_id"], dtype=str))) if n else np.arange(0)
-    cols = {k: np.asarray(columns[k])[order] for k in _META}
-    member = np.asarray(member, dtype=np.float32)[order]
-    by_member = member.transpose(1, 0, 2)  # (M, n, C), as the voting functions take it
-    names = bundle.class_names
-    station = {k: cols[k].tolist() for k in _META}
-    # catalog_class -1: the catalog type is not in the label map (missing in the tables).
-    station["catalog_class"] = [None if c < 0 else c for c in station["catalog_class"]]
-    # Per event: origin time, magnitude, type and class, from its first row.
-    events = {}
-    for i, e in enumerate(station["event_id"]):
-        if e not in events:
-            events[e] = (station["origin_time"][i], station["magnitude"][i], station["catalog_type"][i],
-                         station["catalog_class"][i])
-    if n:
-        probs = soft_vote(by_member)
-        spread = ensemble_spread(by_member)
-    else:
-        probs, spread = np.zeros((0, len(names))), np.zeros(0)
-    verdict = probs.argmax(axis=1)
-    station.update(
-        verdict=[names[c] for c in verdict], verdict_class=verdict.tolist(),
-        probability=probs[np.arange(n), verdict].tolist(), spread=spread.tolist(),
-        member_probabilities=member, bundle_id=[bundle.bundle_id] * n,
-        **{c: probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
-    )
-
-    ids = np.asarray(cols["event_id"], dtype=str)
-    if n:
-        event_ids, event_probs = aggregate_events(ids, probs)
-        # Spread of the event verdict: the same statistic as for stations, over the
-        # members' own event-level (station-mean) probabilities.
-        event_member = np.stack([aggregate_events(ids, by_member[m])[1] for m in range(len(by_member))])
-        event_spread = ensemble_spread(event_member)
-        n_stations = np.unique(ids, return_counts=True)[1]
-    else:
-        event_ids, event_probs = np.array([], dtype=str), np.zeros((0, len(names)))
-        event_spread, n_stations = np.zeros(0), np.zeros(0, dtype=int)
-    event_verdict = event_probs.argmax(axis=1)
-    infos = [events[e] for e in event_ids.tolist()]  # (origin_time, magnitude, type, class)
-    event_table = {
-        "event_id": event_ids.tolist(), "region": [region] * len(infos),
-        "origin_time": [e[0] for e in infos], "magnitude": [e[1] for e in infos],
-        "catalog_type": [e[2] for e in infos], "catalog_class": [e[3] for e in infos],
-        "verdict": [names[c] for c in event_verdict], "verdict_class": event_verdict.tolist(),
-        "probability": event_probs[np.arange(len(infos)), event_verdict].tolist(),
-        "n_stations": n_stations.tolist(), "spread": event_spread.tolist(),
-        "contradicts_catalog": [e[3] is not None and e[3] != int(v) for e, v in zip(infos, event_verdict)],
-        "bundle_id": [bundle.bundle_id] * len(infos),
-        **{c: event_probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
-    }
-    write_table_atomic(outputs.table_uri(task.output, "events", region, task.index),
-                               outputs.build_table(event_table, outputs.event_schema(names)))
+    table, event_table = result_tables(columns, member, bundle.class_names, bundle.bundle_id, region)
+    write_table_atomic(outputs.table_uri(task.output, "events", region, task.index), event_table)
     # The stations file last: its existence marks the chunk complete; its footer names
     # the chunk's events, so a re-run against a changed catalog redoes the chunk.
-    table = outputs.build_table(station, outputs.station_schema(names, bundle.n_members))
     table = table.replace_schema_metadata({outputs.CHUNK_EVENTS_KEY: chunk_fingerprint(task).encode()})
     write_table_atomic(outputs.table_uri(task.output, "stations", region, task.index), table)
-    return n
+    return table.num_rows
 
 
 def chunk_fingerprint(task: ChunkTask) -> str:
@@ -462,6 +378,19 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
         raise RuntimeError(f"incomplete chunks after the stream ended: {sorted(pending)}")
 
 
+def _run_in_process(todo: list[ChunkTask], bundle: EnsembleBundle, batch_size: int,
+                    on_chunk: Callable[[ChunkTask, int], None]) -> None:
+    """The chunks one after another in this process, the ensemble already loaded: the
+    same steps as a fused chunk task (:func:`prepare_predict_finish`) without Ray."""
+    for task in todo:
+        out = prepare_task(task)
+        n = len(out["inputs"])
+        if n:
+            member = bundle.member_probabilities(out["inputs"], batch_size=batch_size)  # (M, n, C)
+            finish_chunk(task, {k: out[k] for k in _META}, member.transpose(1, 0, 2))
+        on_chunk(task, n)
+
+
 def reprocess_archives(
     sources: Sequence[RegionSource],
     bundle_uri: str,
@@ -469,6 +398,7 @@ def reprocess_archives(
     config: ReprocessConfig = ReprocessConfig(),
     progress: Callable[[dict], None] | None = None,
     reading: dict | None = None,
+    loaded_bundle: EnsembleBundle | None = None,
 ) -> dict:
     """Classify every event and station recording of ``sources`` with the bundle at
     ``bundle_uri``; write the tables, annotated catalogs and review lists under
@@ -481,12 +411,17 @@ def reprocess_archives(
     catalog, chunks written / skipped, recordings ``processed`` (this run), ``skipped``
     (already done), ``failed`` (failure rows), events classified and contradictions.
     ``reading``: how this archive's raw data is read, where it differs from the bundle's
-    training data (:func:`raydisc.config.with_raw_data`).
+    training data (:func:`raydisc.config.with_raw_data`). ``loaded_bundle``: the bundle
+    at ``bundle_uri``, already loaded (:func:`~raydisc.ensemble.load_bundle`): every
+    chunk then runs in this process, one after another, and Ray is not needed (small
+    jobs: :meth:`raydisc.api.Ensemble.classify_catalog`).
     """
     regions = [s.region for s in sources]
     if len(set(regions)) != len(regions):
         raise ValueError(f"region names must be unique, got {regions}")
     bundle = BundleInfo.read(bundle_uri, reading)
+    if loaded_bundle is not None and loaded_bundle.bundle_id != bundle.bundle_id:
+        raise ValueError(f"loaded_bundle is bundle {loaded_bundle.bundle_id}, not {bundle.bundle_id} of {bundle_uri}")
     outputs.claim_output(output, read_manifest(bundle_uri))
     plans = plan_chunks(sources, bundle, output, config.events_per_chunk)
     todo, done_before = [], set()
@@ -511,12 +446,14 @@ def reprocess_archives(
         if progress is not None:
             progress({"region": task.source.region, "chunk": task.index, "events": len(task.entries), "recordings": n})
 
-    if todo:
+    if todo and loaded_bundle is not None:
+        _run_in_process(todo, loaded_bundle, config.batch_size, on_chunk)
+    elif todo:
         _run_stream(todo, bundle, config, on_chunk)
-    return _finish_regions(plans, bundle, output, done_before)
+    return finish_regions(plans, bundle, output, done_before)
 
 
-def _finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, done_before: set[str]) -> dict:
+def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, done_before: set[str]) -> dict:
     """Annotated catalog and review list per region, from the tables on disk; summary."""
     summary: dict = {"bundle_id": bundle.bundle_id, "regions": {}}
     for plan in plans:
@@ -568,4 +505,4 @@ def format_summary(summary: dict) -> str:
 
 
 __all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_task", "prepare_predict_finish",
-           "finish_chunk", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
+           "finish_chunk", "finish_regions", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]

@@ -41,7 +41,8 @@ from ray import serve
 from starlette.concurrency import run_in_threadpool
 
 from ..data.records import NOT_LOSSES
-from ..ensemble import aggregate_events, ensemble_spread, load_bundle, soft_vote
+from ..ensemble import load_bundle
+from ..ensemble.results import classify_response
 from ..runtime import reuse_freed_array_memory
 from . import inputs as _inputs
 from .guard import RequestGuard, token_digest
@@ -51,13 +52,11 @@ from .schemas import (
     ArraysRequest,
     ClassifyResponse,
     ErrorResponse,
-    EventResult,
     MAX_QUERY_METADATA_CHARS,
     MAX_STATIONS,
     InfoResponse,
     MseedMetadata,
     RejectOut,
-    StationResult,
     UriRequest,
 )
 from .settings import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeSettings, resolve_token
@@ -288,30 +287,8 @@ class Classifier:
         return self._response(recordings, rejects, member_probs, event_id)
 
     def _response(self, recordings, rejects, member_probs, event_id) -> ClassifyResponse:
-        names = list(self.bundle.class_names)
-        probs = soft_vote(member_probs)
-        spread = ensemble_spread(member_probs)
-        _, event_probs = aggregate_events(np.zeros(len(recordings), dtype=int), probs, rule="mean")
-        stations = [
-            StationResult(
-                station=r.key,
-                components=r.components,
-                channels=list(r.channel_codes),
-                pick_source=r.pick_source,
-                response=r.response_kind,
-                probabilities=dict(zip(names, probs[i].tolist())),
-                predicted_label=names[int(probs[i].argmax())],
-                spread=float(spread[i]),
-                member_votes=[names[int(k)] for k in member_probs[:, i].argmax(axis=1)],
-                member_probabilities=member_probs[:, i].astype(np.float64).tolist(),
-            )
-            for i, r in enumerate(recordings)
-        ]
-        event = EventResult(event_id=event_id, probabilities=dict(zip(names, event_probs[0].tolist())),
-                            predicted_label=names[int(event_probs[0].argmax())], n_stations=len(recordings))
-        return ClassifyResponse(bundle_id=self.bundle.bundle_id, class_names=names, stations=stations, event=event,
-                                rejected=[RejectOut(station=r.station, reason=r.reason, detail=r.detail)
-                                          for r in rejects])
+        return classify_response(self.bundle.bundle_id, self.bundle.class_names, recordings, rejects, member_probs,
+                                 event_id)
 
     async def classify_mseed(self, request: Request, metadata: str | None, on_reject: str) -> ClassifyResponse:
         content_type = request.headers.get("content-type", "")

@@ -13,6 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
 
+# The answer of the classify routes is the project's one result schema.
+from ..ensemble.results import ClassifyResponse, EventResult, RejectOut, StationResult  # noqa: F401
+
 #: Version of the HTTP API; the paths carry its major number (``/v1/...``).
 API_VERSION = "1.0.0"
 
@@ -138,40 +141,6 @@ class UriRequest(_Strict):
     quakeml_uri: str = Field(..., max_length=2048)
     event_id: str | None = Field(None, description="event to take from the QuakeML (default: the only one)")
     on_reject: Literal["fail", "skip"] = "fail"
-
-
-class RejectOut(BaseModel):
-    station: str
-    reason: str
-    detail: str
-
-
-class StationResult(BaseModel):
-    station: str = Field(..., description="NET.STA.LOC")
-    components: str = Field(..., description="components used: 'ZNE', 'Z', 'ZN', ...")
-    channels: list[str] = Field(..., description="SEED channel codes read, e.g. ['HHZ', 'HH1', 'HH2']")
-    pick_source: str = Field(..., description="window reference: 'catalog' or 'predicted' P arrival, or 'origin'")
-    response: str = Field(..., description="instrument correction: 'full', 'sensitivity' or 'none'")
-    probabilities: dict[str, float] = Field(..., description="soft vote: mean of member probabilities")
-    predicted_label: str
-    spread: float = Field(..., description="std across members of the predicted class probability (0..0.5)")
-    member_votes: list[str] = Field(..., description="each member's predicted class, in member order")
-    member_probabilities: list[list[float]] = Field(..., description="n_members x n_classes")
-
-
-class EventResult(BaseModel):
-    event_id: str
-    probabilities: dict[str, float] = Field(..., description="mean of the station probabilities")
-    predicted_label: str
-    n_stations: int
-
-
-class ClassifyResponse(BaseModel):
-    bundle_id: str
-    class_names: list[str]
-    stations: list[StationResult]
-    event: EventResult
-    rejected: list[RejectOut] = Field(default_factory=list)
 
 
 class ErrorResponse(BaseModel):

@@ -1,0 +1,137 @@
+"""The re-labelling tables' rows: station recordings and their verdicts, and events.
+
+:func:`recording_columns` gives a recording's metadata columns (:data:`RECORDING_COLUMNS`)
+and :func:`result_tables` adds the soft vote, verdicts and spread and aggregates the
+events, in the schemas of :mod:`raydisc.reprocess.outputs`. The reprocessing job builds
+its chunk files with them, and the Python API (:meth:`raydisc.api.Classification.to_pandas`)
+its tables, so both have one definition of every column.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..data.ingest import EventInfo, Recording
+from ..ensemble import aggregate_events, ensemble_spread, soft_vote
+from . import outputs
+
+#: Metadata columns carried with every recording: the station's, then its event's
+#: (``catalog_class`` -1 = type not in the label map).
+RECORDING_COLUMNS = ("event_id", "region", "network", "station", "location", "components", "pick_source", "response",
+                     "distance_km", "sampling_rate", "input_sha256", "source", "origin_time", "magnitude",
+                     "catalog_type", "catalog_class")
+
+
+def recording_hash(recording: Recording) -> str:
+    """SHA-256 of the raw window (float64 counts ``(3, n)``, C order) and its rate in Hz:
+    the same data gives the same hash whichever archive format it was read from."""
+    digest = hashlib.sha256(np.ascontiguousarray(recording.counts, dtype=np.float64).tobytes())
+    digest.update(repr(float(recording.sampling_rate)).encode())
+    return digest.hexdigest()
+
+
+def _event_columns(events: Sequence[EventInfo]) -> dict:
+    """The event columns of :data:`RECORDING_COLUMNS` for one row per event in ``events``."""
+    return {
+        "origin_time": np.array([e.origin_time for e in events], dtype=np.float64),
+        "magnitude": np.array([e.magnitude for e in events], dtype=np.float64),
+        "catalog_type": np.array([e.event_type for e in events], dtype=object),
+        "catalog_class": np.array([-1 if e.label is None else e.label for e in events], dtype=np.int64),
+    }
+
+
+def recording_columns(recordings: Sequence[Recording], region: str, events: Sequence[EventInfo],
+                      source_of: Callable[[str], str]) -> dict[str, np.ndarray]:
+    """:data:`RECORDING_COLUMNS` of ``recordings`` (one row each): ``events[i]`` is the
+    catalog event of recording ``i``, ``source_of(event_id)`` names where its data came
+    from; ``distance_km`` is epicentral (km), ``sampling_rate`` in Hz, ``origin_time``
+    POSIX s."""
+    return {
+        "event_id": np.array([r.event.event_id for r in recordings], dtype=object),
+        "region": np.array([region] * len(recordings), dtype=object),
+        "network": np.array([r.station.network for r in recordings], dtype=object),
+        "station": np.array([r.station.station for r in recordings], dtype=object),
+        "location": np.array([r.location for r in recordings], dtype=object),
+        "components": np.array([r.components for r in recordings], dtype=object),
+        "pick_source": np.array([r.pick_source for r in recordings], dtype=object),
+        "response": np.array([r.response_kind for r in recordings], dtype=object),
+        "distance_km": np.array([r.distance_km for r in recordings], dtype=np.float64),
+        "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
+        "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
+        "source": np.array([source_of(r.event.event_id) for r in recordings], dtype=object),
+        **_event_columns(events),
+    }
+
+
+def result_tables(columns: dict, member: np.ndarray, class_names: Sequence[str], bundle_id: str,
+                  region: str) -> tuple[pa.Table, pa.Table]:
+    """Station and event tables (:func:`~raydisc.reprocess.outputs.station_schema`,
+    :func:`~raydisc.reprocess.outputs.event_schema`) of recordings and their members' votes.
+
+    ``columns``: the :data:`RECORDING_COLUMNS` of ``n`` recordings (any order; the event
+    columns repeat per recording); ``member``: float32 ``(n, n_members, n_classes)``
+    softmax probabilities. Rows are sorted by event and station, so the tables do not
+    depend on the order rows arrived in.
+    """
+    member = np.asarray(member, dtype=np.float32)
+    n = len(columns["event_id"])
+    order = np.lexsort((np.asarray(columns["location"], dtype=str), np.asarray(columns["station"], dtype=str),
+                        np.asarray(columns["network"], dtype=str), np.asarray(columns["event_id"], dtype=str))) if n else np.arange(0)
+    cols = {k: np.asarray(columns[k])[order] for k in RECORDING_COLUMNS}
+    member = member[order]
+    by_member = member.transpose(1, 0, 2)  # (M, n, C), as the voting functions take it
+    names = list(class_names)
+    station = {k: cols[k].tolist() for k in RECORDING_COLUMNS}
+    # catalog_class -1: the catalog type is not in the label map (missing in the tables).
+    station["catalog_class"] = [None if c < 0 else c for c in station["catalog_class"]]
+    # Per event: origin time, magnitude, type and class, from its first row.
+    events = {}
+    for i, e in enumerate(station["event_id"]):
+        if e not in events:
+            events[e] = (station["origin_time"][i], station["magnitude"][i], station["catalog_type"][i],
+                         station["catalog_class"][i])
+    if n:
+        probs = soft_vote(by_member)
+        spread = ensemble_spread(by_member)
+    else:
+        probs, spread = np.zeros((0, len(names))), np.zeros(0)
+    verdict = probs.argmax(axis=1)
+    station.update(
+        verdict=[names[c] for c in verdict], verdict_class=verdict.tolist(),
+        probability=probs[np.arange(n), verdict].tolist(), spread=spread.tolist(),
+        member_probabilities=member, bundle_id=[bundle_id] * n,
+        **{c: probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
+    )
+
+    ids = np.asarray(cols["event_id"], dtype=str)
+    if n:
+        event_ids, event_probs = aggregate_events(ids, probs)
+        # Spread of the event verdict: the same statistic as for stations, over the
+        # members' own event-level (station-mean) probabilities.
+        event_member = np.stack([aggregate_events(ids, by_member[m])[1] for m in range(len(by_member))])
+        event_spread = ensemble_spread(event_member)
+        n_stations = np.unique(ids, return_counts=True)[1]
+    else:
+        event_ids, event_probs = np.array([], dtype=str), np.zeros((0, len(names)))
+        event_spread, n_stations = np.zeros(0), np.zeros(0, dtype=int)
+    event_verdict = event_probs.argmax(axis=1)
+    infos = [events[e] for e in event_ids.tolist()]  # (origin_time, magnitude, type, class)
+    event_table = {
+        "event_id": event_ids.tolist(), "region": [region] * len(infos),
+        "origin_time": [e[0] for e in infos], "magnitude": [e[1] for e in infos],
+        "catalog_type": [e[2] for e in infos], "catalog_class": [e[3] for e in infos],
+        "verdict": [names[c] for c in event_verdict], "verdict_class": event_verdict.tolist(),
+        "probability": event_probs[np.arange(len(infos)), event_verdict].tolist(),
+        "n_stations": n_stations.tolist(), "spread": event_spread.tolist(),
+        "contradicts_catalog": [e[3] is not None and e[3] != int(v) for e, v in zip(infos, event_verdict)],
+        "bundle_id": [bundle_id] * len(infos),
+        **{c: event_probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
+    }
+    return (outputs.build_table(station, outputs.station_schema(names, member.shape[1])),
+            outputs.build_table(event_table, outputs.event_schema(names)))
+
+
+__all__ = ["RECORDING_COLUMNS", "recording_columns", "recording_hash", "result_tables"]
