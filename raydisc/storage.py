@@ -21,11 +21,15 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return ``(filesystem, path_within_it)`` for ``uri``.
 
     For ``s3://`` URIs an endpoint set in ``AWS_ENDPOINT_URL`` is honoured even by
-    s3fs versions that do not read it themselves.
+    s3fs versions that do not read it themselves. Directory listings are not cached:
+    other processes (Ray workers) write the objects a driver reads next, and a cached
+    listing would hide them (``FileNotFoundError`` for an object that exists).
     """
     options: dict = {}
-    if uri.startswith("s3://") and os.environ.get("AWS_ENDPOINT_URL"):
-        options["client_kwargs"] = {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
+    if uri.startswith("s3://"):
+        options["use_listings_cache"] = False
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            options["client_kwargs"] = {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
     return url_to_fs(uri, **options)
 
 
@@ -75,8 +79,17 @@ def open_atomic(uri: str) -> Iterator:
     if parent:
         fs.makedirs(parent, exist_ok=True)
     if is_remote(uri):
-        with fs.open(path, "wb") as f:
+        # Closing an fsspec write handle commits what was written so far (its
+        # ``__exit__`` closes even on an exception), so on failure the upload is
+        # discarded instead: nothing, not a partial object, appears under the final name.
+        f = fs.open(path, "wb")
+        try:
             yield f
+        except BaseException:
+            f.discard()
+            f.closed = True
+            raise
+        f.close()
         return
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:

@@ -4,6 +4,7 @@ Layout of a run directory (a local path or an object-store URI)::
 
     {run_dir}/train_config.json          TrainConfig + shards + regions of the run
     {run_dir}/members/member-000/...     Ray Train run of member 0: checkpoints, progress.csv, result.json
+    {run_dir}/finished/member-000.*      member 0's best weights (.safetensors), then its metrics (.json)
     {run_dir}/history.csv                one row per member and epoch (every reported row, restarts included)
     {run_dir}/members.csv                one row per member: seed, best epoch, validation metrics
     {run_dir}/bundle/                    the ensemble bundle (raydisc.ensemble.bundle), written last
@@ -12,9 +13,15 @@ Each member's ``TorchTrainer.fit()`` runs in a thread of the driver; the threads
 wait on the cluster, so several members train at the same time, bounded by the CPUs
 (and GPUs) of the cluster. A member's workers stream their batches from the shards
 through Ray Data (:mod:`raydisc.training.data`).
+
+A member's result is written to ``{run_dir}/finished`` as soon as it has trained, so a
+run that was stopped (a killed driver, a failed member) is continued by running it
+again with the same run directory and settings: finished members are taken from there
+and only the others are trained.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -39,6 +46,7 @@ from .data import class_weights, label_counts, training_dataset
 log = logging.getLogger(__name__)
 
 MEMBERS_DIR = "members"
+FINISHED_DIR = "finished"
 BUNDLE_DIR = "bundle"
 
 
@@ -260,8 +268,17 @@ def train_ensemble(
     storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
                                json.dumps(provenance, indent=2, sort_keys=True).encode())
 
+    fingerprint = _run_fingerprint(provenance)
+    finished = {m: r for m in range(train_config.members)
+                if (r := _load_finished(run_dir, m, fingerprint)) is not None}
+    todo = [m for m in range(train_config.members) if m not in finished]
+    if finished:
+        say(f"member(s) {', '.join(map(str, sorted(finished)))} finished in an earlier run of {run_dir}: "
+            f"taken from {storage.join(run_dir, FINISHED_DIR)}; "
+            + (f"training member(s) {', '.join(map(str, todo))}" if todo else "nothing left to train"))
+
     storage_fs, storage_path = storage.pyarrow_filesystem(storage.join(run_dir, MEMBERS_DIR))
-    history: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = [row for m in sorted(finished) for row in finished[m]["history"]]
     lock = threading.Lock()
 
     def datasets(member: int):
@@ -278,7 +295,7 @@ def train_ensemble(
     bars = data_context.enable_progress_bars
     data_context.enable_progress_bars = False
     try:
-        member_datasets = [datasets(m) for m in range(train_config.members)]
+        member_datasets = {m: datasets(m) for m in todo}
     finally:
         data_context.enable_progress_bars = bars
 
@@ -358,22 +375,29 @@ def train_ensemble(
             "stopped_early": bool(state["stopped_early"]), "train_seconds": round(time.perf_counter() - started, 2),
             "run_path": storage.join(run_dir, MEMBERS_DIR, member_name(member)),
         }
-        return {"state": best, "metrics": metrics}
+        outcome = {"state": best, "metrics": metrics}
+        with lock:
+            rows = [row for row in history if row.get("member") == member]
+        _save_finished(run_dir, member, fingerprint, outcome, rows)
+        return outcome
 
+    by_member: dict[int, dict[str, Any]] = dict(finished)
+    errors = []
     with ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix="member") as pool:
-        futures = [pool.submit(fit_member, m) for m in range(train_config.members)]
-        outcomes, errors = [], []
-        for future in futures:
+        futures = {m: pool.submit(fit_member, m) for m in todo}
+        for member, future in futures.items():
             try:
-                outcomes.append(future.result())
+                by_member[member] = future.result()
             except TrainingError as exc:
                 errors.append(str(exc))
     if history:
         storage.write_frame(storage.join(run_dir, "history.csv"),
                             pd.DataFrame(history).sort_values(["member", "epoch"], kind="stable"))
     if errors:
-        raise TrainingError("; ".join(errors) + f" (checkpoints and logs under {storage.join(run_dir, MEMBERS_DIR)})")
+        raise TrainingError("; ".join(errors) + f" (checkpoints and logs under {storage.join(run_dir, MEMBERS_DIR)}; "
+                            "a re-run with the same run directory trains only the members that did not finish)")
 
+    outcomes = [by_member[m] for m in range(train_config.members)]
     member_metrics = [o["metrics"] for o in outcomes]
     storage.write_frame(storage.join(run_dir, "members.csv"), pd.DataFrame(member_metrics))
     save_bundle(
@@ -392,9 +416,56 @@ def train_ensemble(
     return bundle_uri
 
 
+def _run_fingerprint(provenance: dict[str, Any]) -> str:
+    """What a finished member's result depends on: the provenance of its run (config,
+    shards, regions, initial bundle, ...) without the run directory and the ensemble
+    size (member ``i`` trains the same way whatever the number of members: a run can be
+    continued with more members)."""
+    key = {k: v for k, v in provenance.items() if k != "run_dir"}
+    key["train_config"] = {k: v for k, v in key["train_config"].items() if k != "members"}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _save_finished(run_dir: str, member: int, fingerprint: str, outcome: dict[str, Any],
+                   history: list[dict[str, Any]]) -> None:
+    """Write a trained member's weights, then (last, as the marker) its metrics."""
+    from safetensors.torch import save
+
+    base = storage.join(run_dir, FINISHED_DIR, member_name(member))
+    data = save({k: v.detach().cpu().contiguous().clone() for k, v in outcome["state"].items()})
+    storage.write_bytes_atomic(base + ".safetensors", data)
+    record = {"fingerprint": fingerprint, "sha256": hashlib.sha256(data).hexdigest(),
+              "metrics": outcome["metrics"], "history": history}
+    storage.write_bytes_atomic(base + ".json", json.dumps(record, default=_jsonable_scalar).encode())
+
+
+def _load_finished(run_dir: str, member: int, fingerprint: str) -> dict[str, Any] | None:
+    """The result of ``member`` finished by an earlier run with the same settings, or
+    None (not finished, other settings, or unreadable: then it is trained again)."""
+    from safetensors.torch import load
+
+    base = storage.join(run_dir, FINISHED_DIR, member_name(member))
+    try:
+        record = json.loads(storage.read_bytes(base + ".json"))
+    except FileNotFoundError:
+        return None
+    if record.get("fingerprint") != fingerprint:
+        log.warning("member %d: %s holds a result of other settings; training it again", member, base)
+        return None
+    data = storage.read_bytes(base + ".safetensors")
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        log.warning("member %d: %s.safetensors does not match its checksum; training it again", member, base)
+        return None
+    return {"state": load(data), "metrics": record["metrics"], "history": record.get("history", [])}
+
+
+def _jsonable_scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-__all__ = ["BUNDLE_DIR", "MEMBERS_DIR", "TrainingError", "format_epoch", "member_name", "resolve_resources",
+__all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "format_epoch", "member_name", "resolve_resources",
            "train_ensemble"]
