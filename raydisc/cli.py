@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(architecture x target x stage x model x level), minority-class recall, the "
                          "headline check, bar charts, confusion matrices, the fine-tuning data sweep.")
 
+    from .ensemble.export import add_export_arguments, run_export
     from .reprocess.cli import add_reprocess_arguments, run_reprocess
     from .serving.cli import add_serve_arguments, run_serve
 
@@ -450,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
              description="Classify every station recording of every catalog event of one or more "
                          "regions; write station and event tables (Parquet), annotated QuakeML, and the "
                          "events whose verdict contradicts the catalog. Re-runs finish what is missing.")
+
+    _command(sub, add_export_arguments, run_export, "export",
+             help="write the soft-voted ensemble as TorchScript or ONNX (model input -> probabilities)",
+             description="Export the fused members of BUNDLE with the soft vote as one model, float32 "
+                         "(batch, *input_shape) preprocessed input -> (batch, n_classes) probabilities, for "
+                         "use outside Python and Ray; OUT.json beside it names the input, classes and "
+                         "preprocessing. Checked against the bundle unless --no-check.")
     return parser
 
 
