@@ -16,6 +16,7 @@ Each subcommand is one step of the workflow::
     raydisc report RUN_DIR           Markdown report of a cross-region experiment (jobs/crossregion.py)
     raydisc serve BUNDLE             HTTP endpoint (Ray Serve)
     raydisc reprocess BUNDLE OUT     classify whole archives (Ray Data)
+    raydisc export BUNDLE OUT --format torchscript|onnx   the ensemble as one portable model
 
 Real networks' data (vertical-only and 3-component stations, numbered horizontals,
 mixed sampling rates, catalogs without picks, partial StationXML) go in as they are:

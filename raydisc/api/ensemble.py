@@ -165,6 +165,7 @@ class Ensemble:
 
     @property
     def uri(self) -> str:
+        """Where the bundle was loaded from."""
         return self.bundle.uri
 
     @property
