@@ -29,6 +29,9 @@ CatalogClassification
     failure and review tables.
 NoUsableRecordingError
     No station recording of an event could be classified (``.rejects`` says why).
+SeisBenchDiscriminator
+    The ensemble as a SeisBench ``WaveformModel`` (``annotate``/``classify``; needs the
+    optional ``seisbench`` package).
 export_ensemble
     Write the fused, soft-voted ensemble as TorchScript or ONNX (model input ->
     probabilities) for use outside Python and Ray; also ``raydisc export``.
@@ -43,6 +46,7 @@ _LAZY = {
     "Classification": "raydisc.api",
     "CatalogClassification": "raydisc.api",
     "NoUsableRecordingError": "raydisc.api",
+    "SeisBenchDiscriminator": "raydisc.api.seisbench_model",
     "export_ensemble": "raydisc.ensemble.export",
 }
 
