@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 import obspy
+import pandas as pd
 
 from ..data.fdsn import FetchConfig
 from ..data.ingest import read_catalog, read_stations
@@ -119,11 +120,7 @@ def classify_catalog(
         summary = reprocess_archives([source], ensemble.uri, out, ReprocessConfig(events_per_chunk=events_per_chunk),
                                      reading=dict(reading) if reading else None, loaded_bundle=ensemble.bundle)
         tables = {t: outputs.read_results(out, t, [region]) for t in outputs.TABLES}
-        if tables["failures"] is None:
-            tables["failures"] = outputs.read_results(out, "failures")
         annotated = obspy.read_events(join(out, "catalogs", f"{region}.xml"))
-        import pandas as pd
-
         frames = {t: (table.to_pandas() if table is not None else pd.DataFrame()) for t, table in tables.items()}
         review = pd.read_csv(join(out, "review", f"{region}.csv"))
     return CatalogClassification(annotated, frames["stations"], frames["events"], frames["failures"], review,
