@@ -189,13 +189,17 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
         time = _timestamp(_quantity(pick, _TIME), f"{phase} pick time of {key}", where)
         event_picks.setdefault(key, {})[phase] = time
 
+    latitude = _number(_quantity(origin, _LATITUDE), "origin latitude", where)
+    if not -90.0 <= latitude <= 90.0:
+        # ObsPy's event reader takes any float, but no distance can be computed from it.
+        raise IngestError(f"{where}: origin latitude {latitude!r} is not in [-90, 90]")
     return EventInfo(
         event_id=event_id,
         region=region,
         event_type=event_type,
         label=label,
         origin_time=_timestamp(_quantity(origin, _TIME), "origin time", where),
-        latitude=_number(_quantity(origin, _LATITUDE), "origin latitude", where),
+        latitude=latitude,
         longitude=_number(_quantity(origin, _LONGITUDE), "origin longitude", where),
         depth_km=_number(_quantity(origin, _DEPTH), "origin depth", where, missing=0.0) / 1000.0,
         magnitude=(_number(_quantity(magnitude, _MAG), "magnitude", where, missing=float("nan"))

@@ -31,7 +31,7 @@ from ..features import cut_window_samples
 from .catalog import EventInfo
 from .inventory import ChannelInfo, StationInfo
 from .records import Reject
-from .traveltimes import first_p_travel_time
+from .traveltimes import SourceDepthError, first_p_travel_time
 
 #: A lone horizontal within this many degrees of north (east) is used as N (E).
 ALIGNED_DEG = 5.0
@@ -92,7 +92,12 @@ def station_distances_km(event: EventInfo, stations: dict[str, StationInfo]) -> 
     out = {}
     for key, s in stations.items():
         if s.has_coordinates and math.isfinite(event.latitude) and math.isfinite(event.longitude):
-            out[key] = gps2dist_azimuth(event.latitude, event.longitude, s.latitude, s.longitude)[0] / 1000.0
+            try:
+                out[key] = gps2dist_azimuth(event.latitude, event.longitude, s.latitude, s.longitude)[0] / 1000.0
+            except ZeroDivisionError:
+                # ObsPy's Vincenty formulae divide by zero for two points that coincide
+                # up to float precision without being equal (e.g. latitude 0 and 1e-200).
+                out[key] = 0.0
         else:
             out[key] = math.nan
     return out
@@ -132,10 +137,19 @@ def window_references(event: EventInfo, stations: dict[str, StationInfo], distan
         else:
             need_prediction.append(key)
     if need_prediction:
-        times = first_p_travel_time(config.travel_time_model, max(event.depth_km, 0.0),
-                                    np.array([distances[k] for k in need_prediction]))
-        for key, t in zip(need_prediction, np.atleast_1d(times)):
-            refs[key] = (event.origin_time + float(t), "predicted")
+        depth = max(event.depth_km, 0.0)
+        try:
+            times = np.atleast_1d(first_p_travel_time(config.travel_time_model, depth,
+                                                      np.array([distances[k] for k in need_prediction])))
+        except SourceDepthError as exc:  # a catalog depth no model takes (e.g. below the planet)
+            times = np.full(len(need_prediction), np.nan)
+            why = str(exc)
+        else:
+            why = f"no P arrival from a {depth:g} km deep source at this distance in {config.travel_time_model}"
+        for key, t in zip(need_prediction, times):
+            # NaN: the model has no P-type arrival there (e.g. deep sources beyond the core shadow).
+            refs[key] = ((event.origin_time + float(t), "predicted") if math.isfinite(t)
+                         else _RecordingProblem("no_p_pick", f"cannot predict the P arrival: {why}"))
     return refs
 
 
@@ -175,8 +189,20 @@ def _cut_trace(traces: list[obspy.Trace], channel: ChannelInfo, fs: float, start
                config: PreprocessConfig) -> np.ndarray:
     """``n`` samples (float64 counts) of one channel from ``start`` (POSIX s), checked."""
     stream = obspy.Stream(traces)
+    text = [tr.id for tr in stream if tr.data.dtype.kind not in "iuf"]
+    if text:  # ASCII (encoding 0) records, e.g. a damaged encoding byte: no samples to cut
+        raise _RecordingProblem("unreadable_waveform_file", f"{text[0]}: records hold text, not samples")
     if len(stream) > 1:
         stream = stream.copy()
+        # ObsPy's merge raises TypeError for traces of one channel that differ in rate or
+        # sample type; damaged files (or a digitizer switching encoding) have both.
+        rates = sorted({tr.stats.sampling_rate for tr in stream})
+        if len(rates) > 1:
+            raise _RecordingProblem("sampling_rate_mismatch",
+                                    f"{stream[0].id}: records at different sampling rates {rates} Hz")
+        if len({tr.data.dtype for tr in stream}) > 1:
+            for tr in stream:  # the window becomes float64 anyway
+                tr.data = tr.data.astype(np.float64)
         stream.sort(["starttime"])
         gaps = stream.get_gaps()
         if gaps:

@@ -80,12 +80,20 @@ def _tau_model(key: tuple) -> TauModel:
                          f"{', '.join(builtin_models())}") from exc
 
 
+class SourceDepthError(ValueError):
+    """The model cannot place a source at this depth (below its planet, or where TauP fails)."""
+
+
 def _sampled_branches(key: tuple, depth_km: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(distance rad, time s, ray parameter s/rad) samples of every P phase for a source at depth."""
     tau_model = _tau_model(key)
     if depth_km > tau_model.radius_of_planet:
-        raise ValueError(f"source depth {depth_km} km is deeper than the model's planet radius")
-    corrected = tau_model.depth_correct(float(depth_km))
+        raise SourceDepthError(f"source depth {depth_km} km is deeper than the model's planet radius")
+    try:
+        corrected = tau_model.depth_correct(float(depth_km))
+    except Exception as exc:  # TauP fails with internal errors near the centre (UnboundLocalError at 6370 km)
+        raise SourceDepthError(f"source depth {depth_km} km: TauP cannot place a source there "
+                               f"({type(exc).__name__}: {exc})") from exc
     out = []
     for name in P_PHASES:
         try:
@@ -143,7 +151,8 @@ def first_p_travel_time(model: str, depth_km, distance_km) -> np.ndarray:
     above sea level) are treated as 0. ``distance_km``: epicentral distance along the surface,
     km, >= 0. Both are scalars or arrays and broadcast; the result has the broadcast shape
     (0-d for scalars). NaN depth or distance (e.g. a station without coordinates) gives NaN.
-    Raises ``ValueError`` for an unknown/unreadable model or a negative distance.
+    Raises ``ValueError`` for an unknown/unreadable model or a negative distance, and its
+    subclass :class:`SourceDepthError` for a depth the model cannot place a source at.
     """
     key = _model_key(model)
     z, x = np.broadcast_arrays(np.asarray(depth_km, dtype=float), np.asarray(distance_km, dtype=float))
