@@ -688,16 +688,14 @@ def test_arrays_extreme_start_time_is_a_reject_or_validation_error(start_s):
     assert not recordings and [r.station for r in rejects] == ["XX.A."]
 
 
-@pytest.mark.xfail(strict=True, reason="raydisc/serving: recordings_from_arrays keys its stations by NET.STA, so of "
-                                       "two stations that differ only in location code one is dropped silently "
-                                       "(neither a recording nor a reject)")
-def test_arrays_stations_differing_in_location_are_all_answered():
+def test_arrays_stations_given_twice_are_refused_by_name():
+    # Two entries of one station (differing in location code) would leave one unanswered.
     rng = np.random.default_rng(3)
     n = cut_window_samples(40.0, CONFIG)
     stations = [{"network": "XX", "station": "A", "location": loc, "counts": [rng.normal(0, 100, n).tolist()],
                  "sampling_rate_hz": 40.0, "sensitivity": [1.0], "start_s": -15.0} for loc in ("", "00")]
-    recordings, rejects = recordings_from_arrays(ArraysRequest.model_validate({"stations": stations}), CONFIG)
-    assert {r.key for r in recordings} | {r.station for r in rejects} == {"XX.A.", "XX.A.00"}
+    with pytest.raises(ValidationError, match="station XX.A is given more than once"):
+        ArraysRequest.model_validate({"stations": stations})
 
 
 # --------------------------------------------------------------------------- regressions of what the fuzzing found

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The answer of the classify routes is the project's one result schema.
 from ..ensemble.results import ClassifyResponse, EventResult, RejectOut, StationResult  # noqa: F401
@@ -33,6 +33,10 @@ MIN_SAMPLING_RATE_HZ, MAX_SAMPLING_RATE_HZ = 0.01, 100_000
 #: are tens of seconds around it; a day covers any recording worth sending.
 MAX_START_OFFSET_S = 86_400.0
 
+#: Overall sensitivities (counts per m/s) a request may declare: beyond this range the
+#: corrected amplitudes overflow float32 model input (real instruments lie within 1e2-1e11).
+MIN_SENSITIVITY, MAX_SENSITIVITY = 1e-6, 1e15
+
 #: Stations per request, at most (one event of a dense network has a few hundred).
 MAX_STATIONS = 1000
 
@@ -46,6 +50,20 @@ def posix_seconds(value: _dt.datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     return value.timestamp()
+
+
+Sensitivity = Annotated[float, Field(ge=MIN_SENSITIVITY, le=MAX_SENSITIVITY)]
+
+
+def _one_entry_per_station(stations: list) -> None:
+    # Recordings are per station (NET.STA; the band priority chooses among its sensors):
+    # two entries of one station would leave one of them unanswered.
+    seen: set[str] = set()
+    for s in stations:
+        name = f"{s.network}.{s.station}"
+        if name in seen:
+            raise ValueError(f"station {name} is given more than once (one entry per station)")
+        seen.add(name)
 
 
 def _finite_positive(values: dict[str, float] | list[float], what: str):
@@ -93,7 +111,7 @@ class StationMeta(_Station):
         ..., description="SEED channel code per component, e.g. {'Z': 'HHZ', 'N': 'HHN', 'E': 'HHE'}, "
                          "or {'Z': 'EHZ'} for a vertical-only station (Z is required)")
     sampling_rate_hz: float = Field(..., ge=MIN_SAMPLING_RATE_HZ, le=MAX_SAMPLING_RATE_HZ, description="Hz")
-    sensitivity: dict[Literal["Z", "N", "E"], PositiveFloat] = Field(
+    sensitivity: dict[Literal["Z", "N", "E"], Sensitivity] = Field(
         ..., description="overall sensitivity per component of `channels`, counts per (m/s)")
     p_time: _dt.datetime | None = Field(None, description="P pick time (ISO 8601 or POSIX s, UTC)")
 
@@ -109,6 +127,11 @@ class MseedMetadata(_Strict):
     stations: list[StationMeta] = Field(default_factory=list, max_length=MAX_STATIONS)
     picks: dict[str, _dt.datetime] = Field(default_factory=dict, max_length=MAX_STATIONS)
 
+    @model_validator(mode="after")
+    def _check_stations(self):
+        _one_entry_per_station(self.stations)
+        return self
+
 
 class StationArrays(_Station):
     """One station's raw recording as JSON arrays."""
@@ -117,7 +140,7 @@ class StationArrays(_Station):
         ..., min_length=1, max_length=3,
         description="raw counts, 3 x n (components Z, N, E) or 1 x n (a vertical-only station); rows of equal length")
     sampling_rate_hz: float = Field(..., ge=MIN_SAMPLING_RATE_HZ, le=MAX_SAMPLING_RATE_HZ, description="Hz")
-    sensitivity: list[PositiveFloat] = Field(..., min_length=1, max_length=3,
+    sensitivity: list[Sensitivity] = Field(..., min_length=1, max_length=3,
                                      description="counts per (m/s) for each row of counts (Z, N, E or Z)")
     start_s: float = Field(
         ..., ge=-MAX_START_OFFSET_S, le=MAX_START_OFFSET_S, description="time of the first sample relative to the window reference of the "
@@ -131,6 +154,11 @@ class ArraysRequest(_Strict):
     stations: list[StationArrays] = Field(..., min_length=1, max_length=MAX_STATIONS)
     on_reject: Literal["fail", "skip"] = Field(
         "fail", description="'fail': any unusable station is a 422; 'skip': classify the rest")
+
+    @model_validator(mode="after")
+    def _check_stations(self):
+        _one_entry_per_station(self.stations)
+        return self
 
 
 class UriRequest(_Strict):
