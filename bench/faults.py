@@ -54,11 +54,13 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+# The serving tests' tiny untrained bundle: the benchmark measures faults, not accuracy.
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
-ARCH = "spectrogram_cnn"
-HPARAMS = {"channels": (4, 8), "dense_units": 8}
+from raydisc.serving.client import request_metadata  # noqa: E402
+from serving_helpers import ARCH, N_MEMBERS, make_tiny_bundle  # noqa: E402
+
 TRAIN_HPARAMS = '{"channels": [4, 8], "dense_units": 8, "pooled_shape": [1, 2]}'
-N_MEMBERS = 3
 REGION = "basin"
 APP = "faults"
 MODEL_CLASS = f"ServeReplica:{APP}:EnsembleModel"
@@ -76,45 +78,6 @@ def say(text: str) -> None:
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def make_bundle(uri: str) -> str:
-    import torch
-
-    from raydisc.config import PreprocessConfig
-    from raydisc.ensemble import save_bundle
-    from raydisc.models import build_model, input_shape_of
-
-    config = PreprocessConfig()
-    shape = input_shape_of(ARCH, config)
-    states, metrics = [], []
-    for seed in range(N_MEMBERS):
-        torch.manual_seed(seed)
-        states.append(build_model(ARCH, shape, **HPARAMS).state_dict())
-        metrics.append({"seed": seed, "validation_loss": 1.0 - 0.1 * seed, "validation_accuracy": 0.5})
-    save_bundle(uri, architecture=ARCH, hparams=HPARAMS, input_shape=shape, preprocess_config=config,
-                member_state_dicts=states, member_metrics=metrics)
-    return uri
-
-
-def metadata_of(ev, stations) -> dict:
-    """MseedMetadata of an event: per station with a P pick, its channels at the origin time
-    (as tests/test_serving.py builds it)."""
-    meta_stations = []
-    for key, s in stations.items():
-        channels = [c for c in s.channels if c.operating(ev.origin_time)]
-        pick = ev.picks.get(f"{key}.{channels[0].location}", {}).get("P") if channels else None
-        if pick is None:
-            continue
-        meta_stations.append({
-            "network": s.network, "station": s.station, "location": channels[0].location, "latitude": s.latitude,
-            "longitude": s.longitude, "elevation_m": s.elevation_m,
-            "channels": {c.orientation: c.code for c in channels},
-            "sampling_rate_hz": channels[0].sampling_rate,
-            "sensitivity": {c.orientation: c.sensitivity for c in channels}, "p_time": pick})
-    return {"event": {"event_id": ev.event_id, "origin_time": ev.origin_time, "latitude": ev.latitude,
-                      "longitude": ev.longitude, "depth_km": ev.depth_km},
-            "stations": meta_stations}
 
 
 def event_request(archive: str, bundle_uri: str) -> dict:
@@ -137,7 +100,7 @@ def event_request(archive: str, bundle_uri: str) -> dict:
     member = bundle.member_probabilities(preprocess_recordings(recordings, config)[bundle.input_kind])
     probs = soft_vote(member)
     expected = {r.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
-    return {"body": storage.read_bytes(mseed_uri), "params": {"metadata": json.dumps(metadata_of(ev, stations))},
+    return {"body": storage.read_bytes(mseed_uri), "params": {"metadata": json.dumps(request_metadata(ev, stations))},
             "expected": expected, "event_id": ev.event_id}
 
 
@@ -751,7 +714,7 @@ def main(argv=None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         archive = os.path.join(work, "archive")
         generate_archive(archive, ["alpine", "basin"], events_per_region=events, seed=7)
-        bundle_uri = make_bundle(os.path.join(work, "bundle"))
+        bundle_uri = make_tiny_bundle(os.path.join(work, "bundle"))
         say(f"archive of {events} events per region and a {N_MEMBERS}-member bundle under {work}")
         ray.init(num_cpus=2, logging_level="ERROR")
 

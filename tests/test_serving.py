@@ -23,6 +23,7 @@ from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
 from raydisc.data.pipeline import preprocess_recordings
 from raydisc.ensemble import load_bundle, soft_vote
 from raydisc.serving import Client, ClientError
+from raydisc.serving.client import request_metadata
 from serving_helpers import ARCH, N_MEMBERS, make_tiny_bundle, wait_until_ready
 
 REGION = "basin"
@@ -92,26 +93,6 @@ def offline(bundle_uri, ev, stations, mseed_uri, response_removal="full"):
     return recordings, {r.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
 
 
-def metadata_of(ev, stations) -> dict:
-    """MseedMetadata (JSON) for an event, from catalog and inventory records: per station
-    with a P pick, its channels operating at the origin time."""
-    meta_stations = []
-    for key, s in stations.items():
-        channels = [c for c in s.channels if c.operating(ev.origin_time)]
-        pick = ev.picks.get(f"{key}.{channels[0].location}", {}).get("P") if channels else None
-        if pick is None:
-            continue
-        meta_stations.append({
-            "network": s.network, "station": s.station, "location": channels[0].location, "latitude": s.latitude,
-            "longitude": s.longitude, "elevation_m": s.elevation_m,
-            "channels": {c.orientation: c.code for c in channels},
-            "sampling_rate_hz": channels[0].sampling_rate,
-            "sensitivity": {c.orientation: c.sensitivity for c in channels}, "p_time": pick})
-    return {"event": {"event_id": ev.event_id, "origin_time": ev.origin_time, "latitude": ev.latitude,
-                      "longitude": ev.longitude, "depth_km": ev.depth_km},
-            "stations": meta_stations}
-
-
 def assert_matches(answer, expected, event_id):
     assert answer["event"]["event_id"] == event_id
     assert {s["station"] for s in answer["stations"]} == set(expected)
@@ -149,7 +130,7 @@ def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
     _, expected = offline(tiny_bundle, ev, stations, event["mseed_uri"], "sensitivity")
     _, expected_full = offline(tiny_bundle, ev, stations, event["mseed_uri"])
     client = Client(server)
-    answer = client.classify_mseed(event["mseed"], metadata_of(ev, stations))
+    answer = client.classify_mseed(event["mseed"], request_metadata(ev, stations))
     assert_matches(answer, expected, ev.event_id)
     assert {s["response"] for s in answer["stations"]} == {"sensitivity"}
     # StationXML uploaded alongside: metadata only needs the event and the P picks, and
@@ -165,7 +146,7 @@ def test_mseed_raw_and_multipart_match_offline(server, tiny_bundle, event):
 
     saved, client_module.MAX_QUERY_METADATA_CHARS = client_module.MAX_QUERY_METADATA_CHARS, 10
     try:
-        assert_matches(client.classify_mseed(event["mseed"], metadata_of(ev, stations)), expected, ev.event_id)
+        assert_matches(client.classify_mseed(event["mseed"], request_metadata(ev, stations)), expected, ev.event_id)
     finally:
         client_module.MAX_QUERY_METADATA_CHARS = saved
 
@@ -217,7 +198,7 @@ def _mseed_bytes(stream) -> bytes:
 
 def test_bad_inputs_are_4xx_naming_the_station_and_the_server_keeps_serving(server, event):
     ev, stations = event["event"], event["stations"]
-    meta = metadata_of(ev, stations)
+    meta = request_metadata(ev, stations)
     stream = obspy.read(io.BytesIO(event["mseed"]))
     first = meta["stations"][0]
     net, sta, loc = first["network"], first["station"], first["location"]
@@ -298,7 +279,7 @@ def test_auth(server, event):
         assert err.value.status == 401
     good = Client(locked, token=TOKEN)
     assert good.info()["auth_required"] is True and good.info()["composition"] == "members"
-    answer = good.classify_mseed(event["mseed"], metadata_of(event["event"], event["stations"]))
+    answer = good.classify_mseed(event["mseed"], request_metadata(event["event"], event["stations"]))
     assert answer["event"]["n_stations"] > 0
     assert Client(server).info()["auth_required"] is False  # the open app needs no token
 

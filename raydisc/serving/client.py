@@ -17,6 +17,29 @@ from .schemas import MAX_QUERY_METADATA_CHARS
 
 
 
+def request_metadata(event, stations) -> dict:
+    """``MseedMetadata`` (a dict, for :meth:`Client.classify_mseed`) of an event from the
+    project's catalog and inventory records: ``event`` a
+    :class:`raydisc.data.catalog.EventInfo` (origin, hypocentre, P picks), ``stations``
+    ``{"NET.STA": StationInfo}``. Each station with a P pick gets its channels operating
+    at the origin time, with their overall sensitivities (counts per m/s)."""
+    meta_stations = []
+    for key, s in stations.items():
+        channels = [c for c in s.channels if c.operating(event.origin_time)]
+        pick = event.picks.get(f"{key}.{channels[0].location}", {}).get("P") if channels else None
+        if pick is None:
+            continue
+        meta_stations.append({
+            "network": s.network, "station": s.station, "location": channels[0].location, "latitude": s.latitude,
+            "longitude": s.longitude, "elevation_m": s.elevation_m,
+            "channels": {c.orientation: c.code for c in channels},
+            "sampling_rate_hz": channels[0].sampling_rate,
+            "sensitivity": {c.orientation: c.sensitivity for c in channels}, "p_time": pick})
+    return {"event": {"event_id": event.event_id, "origin_time": event.origin_time, "latitude": event.latitude,
+                      "longitude": event.longitude, "depth_km": event.depth_km},
+            "stations": meta_stations}
+
+
 class ClientError(RuntimeError):
     """The server answered with an error; ``status`` and ``detail`` (its message)."""
 
