@@ -22,7 +22,7 @@ import torch
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
-from raydisc.data.pipeline import preprocess_recordings
+from raydisc.data.pipeline import PipelineError, preprocess_recordings
 from raydisc.data.sds import convert_to_sds
 from raydisc.ensemble import load_bundle, save_bundle, soft_vote
 from raydisc.models import build_model, input_shape_of
@@ -255,6 +255,31 @@ def test_corrupt_inputs_go_to_the_failures_table(ray_cluster, tiny_archive, bund
     annotated = obspy.read_events(io.BytesIO(read_bytes(join(out, "catalogs", "basin.xml"))))
     lost = [e for e in annotated if layout.event_id_from_resource_id(e.resource_id) == files[1].stem][0]
     assert "not classified" in lost.comments[-1].text
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["chunk-tasks", "actor-pool"])
+def test_a_chunk_that_cannot_be_written_is_named_in_one_line_and_a_rerun_completes(
+        ray_cluster, tiny_archive, bundle, tmp_path, fuse):
+    """Lost storage or a full disk (here: a file where the failures folder must go) is
+    not bad data: the job says in one short line which chunk failed and why, and the
+    re-run writes what is missing."""
+    out = tmp_path / "out"
+    blocker = out / "failures" / "alpine"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")
+    config = dataclasses.replace(CHUNKS, fuse_inference=fuse, cpus_per_actor=0.5, cpus_per_task=0.75)
+    sources = sources_from_archive(tiny_archive, ["alpine"])
+    with pytest.raises(PipelineError) as err:
+        reprocess_archives(sources, bundle, str(out), config)
+    message = str(err.value)
+    expected = "chunk(s) failed and were not written" if fuse else "re-labelling stopped after 0 of"
+    assert expected in message and "Error: " in message and len(message) < 1200, message
+    if fuse:
+        assert "alpine/chunk-00000" in message
+    blocker.unlink()
+    summary = reprocess_archives(sources, bundle, str(out), config)
+    assert summary["regions"]["alpine"]["chunks_written"] > 0
+    assert read_results(str(out), "stations").num_rows > 0
 
 
 def test_actor_pool_layout_gives_the_same_tables(main_run, tiny_archive, bundle, tmp_path):

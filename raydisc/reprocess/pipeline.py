@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -40,8 +41,8 @@ import numpy as np
 from ..config import PreprocessConfig, with_raw_data
 from ..data.ingest import (CatalogEntry, IngestError, Recording, Reject, StationInfo, index_catalog,
                            parse_catalog_entries_isolating, read_stations)
-from ..data.pipeline import preprocess_recordings
-from ..data.records import NOT_LOSSES
+from ..data.pipeline import PipelineError, preprocess_recordings
+from ..data.records import NOT_LOSSES, cap
 from ..data.shards import write_table_atomic
 from ..ensemble import EnsembleBundle, load_bundle, read_manifest
 from ..models import input_kind_of
@@ -233,21 +234,42 @@ _FUSED_PREDICTOR: dict[tuple[str, str, str], EnsemblePredictor] = {}
 def prepare_predict_finish(batch: dict, job: str, threads: int, batch_size: int) -> dict:
     """The whole chunk in one task: :func:`prepare_task`, the ensemble on the chunk's
     recordings (``batch_size`` recordings per inference batch), then
-    :func:`finish_chunk`. Returns one row: ``chunk_key`` and ``recordings`` (station
-    rows written). The bundle is loaded once per worker process and job (``job``: a
-    token of the run); nothing but that row leaves the worker."""
+    :func:`finish_chunk`. Returns one row: ``chunk_key``, ``recordings`` (station rows
+    written) and ``error`` ("" when the chunk was written). The bundle is loaded once
+    per worker process and job (``job``: a token of the run); nothing but that row
+    leaves the worker.
+
+    Bad data never raises here (it becomes failure rows); anything else (lost storage,
+    a full disk, a bug) is returned as ``error``, one short line, so that the other
+    chunks finish and no task payload ends up in a message.
+    """
     task: ChunkTask = pickle.loads(batch["task"][0])
-    out = prepare_task(task)
-    n = len(out["inputs"])
-    if n:
-        key = (task.bundle.uri, task.bundle.bundle_id, job)
-        predictor = _FUSED_PREDICTOR.get(key)
-        if predictor is None:
-            _FUSED_PREDICTOR.clear()
-            predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
-        out = predictor(out, batch_size=batch_size)
-        finish_chunk(task, {k: out[k] for k in _META}, out["member_probabilities"])
-    return {"chunk_key": np.array([task.key], dtype=object), "recordings": np.array([n], dtype=np.int64)}
+    try:
+        out = prepare_task(task)
+        n = len(out["inputs"])
+        if n:
+            key = (task.bundle.uri, task.bundle.bundle_id, job)
+            predictor = _FUSED_PREDICTOR.get(key)
+            if predictor is None:
+                _FUSED_PREDICTOR.clear()
+                predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
+            out = predictor(out, batch_size=batch_size)
+            finish_chunk(task, {k: out[k] for k in _META}, out["member_probabilities"])
+        error = ""
+    except Exception as exc:
+        log.exception("chunk %s failed", task.key)
+        n, error = 0, cap(f"{type(exc).__name__}: {exc}")
+    return {"chunk_key": np.array([task.key], dtype=object), "recordings": np.array([n], dtype=np.int64),
+            "error": np.array([error], dtype=object)}
+
+
+def _original_error(exc: BaseException) -> str:
+    """The line of the exception a chunk task raised, from a Ray Data error: its message
+    embeds the failing batch (a pickled chunk task, tens of kB) after the traceback."""
+    for line in str(exc).splitlines():
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*:", line) and "UserCodeException" not in line:
+            return cap(line.strip())
+    return cap(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 # ----------------------------------------------------------------- stage 3: per chunk
@@ -351,12 +373,19 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
         )
     by_key = {t.key: t for t in todo}
     pending: dict[str, list[dict]] = {}
+    failed: list[str] = []
+    written = 0
     iterator = predicted.iter_batches(batch_size=None, batch_format="numpy")
     try:
         for batch in iterator:
             if fuse:  # the tasks wrote their chunks; each row reports one
-                for key, n in zip(batch["chunk_key"], batch["recordings"]):
-                    on_chunk(by_key[key], int(n))
+                for key, n, error in zip(batch["chunk_key"], batch["recordings"], batch["error"]):
+                    task = by_key[key]
+                    if error:
+                        failed.append(f"{task.source.region}/{outputs.chunk_name(task.index)}: {error}")
+                    else:
+                        written += 1
+                        on_chunk(task, int(n))
                 continue
             keys = np.asarray(batch["chunk_key"])
             for key in np.unique(keys):
@@ -368,7 +397,14 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
                     columns = {k: np.concatenate([p[k] for p in parts]) for k in _META}
                     member = np.concatenate([p["member_probabilities"] for p in parts])
                     n = finish_chunk(by_key[key], columns, member)
+                    written += 1
                     on_chunk(by_key[key], n)
+    except Exception as exc:
+        # A stage task that raised (the actor-pool layout): the chunks written so far
+        # stay written; say what went wrong in one line, not Ray's dump of the batch.
+        log.debug("re-labelling stream failed", exc_info=True)
+        raise PipelineError(f"re-labelling stopped after {written} of {len(todo)} chunk(s) (a re-run continues "
+                            f"from there): {_original_error(exc)}") from None
     finally:
         # Stops the streaming executor (and its actors) if we leave early, e.g. on a crash.
         close = getattr(iterator, "close", None)
@@ -376,6 +412,9 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
             close()
     if pending:
         raise RuntimeError(f"incomplete chunks after the stream ended: {sorted(pending)}")
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(todo)} chunk(s) failed and were not written (a re-run "
+                            f"retries them); first: {failed[0]}")
 
 
 def _run_in_process(todo: list[ChunkTask], bundle: EnsembleBundle, batch_size: int,
