@@ -18,7 +18,13 @@ class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent."""
 
 
-class _Config:
+class ConfigBase:
+    """Base of every raydisc config (a frozen dataclass): JSON round trip and fingerprint.
+
+    Subclasses are ``@dataclass(frozen=True)``; :meth:`from_dict` refuses unknown keys
+    and turns JSON lists back into tuples, so a config read back compares equal.
+    """
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -37,7 +43,7 @@ class _Config:
 
 
 def fingerprint_of(values: dict[str, Any]) -> str:
-    """The :meth:`_Config.fingerprint` of a config's stored dict (as written to JSON)."""
+    """The :meth:`ConfigBase.fingerprint` of a config's stored dict (as written to JSON)."""
     text = json.dumps(values, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -50,7 +56,7 @@ RESPONSE_REMOVAL = ("full", "sensitivity")
 
 
 @dataclass(frozen=True)
-class PreprocessConfig(_Config):
+class PreprocessConfig(ConfigBase):
     """How one station recording becomes model input.
 
     **The model input** (the fields of :data:`MODEL_FIELDS`; a bundle only takes data
@@ -187,7 +193,7 @@ MODEL_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class SplitConfig(_Config):
+class SplitConfig(ConfigBase):
     """Event-wise train/validation/test assignment, stratified by label within a region."""
 
     seed: int = 0
@@ -206,7 +212,7 @@ class SplitConfig(_Config):
 
 
 @dataclass(frozen=True)
-class PipelineConfig(_Config):
+class PipelineConfig(ConfigBase):
     """Execution settings of the preprocessing job (they do not change its output)."""
 
     events_per_shard: int = 32

@@ -30,7 +30,7 @@ import obspy
 from obspy.clients.fdsn.header import FDSNNoDataException
 from obspy.geodetics import gps2dist_azimuth
 
-from ..config import ConfigError, _Config
+from ..config import ConfigBase, ConfigError
 from ..storage import exists
 from . import layout
 from .archive_writer import event_done, write_catalog, write_event_waveforms, write_import_rejects, write_inventory
@@ -43,7 +43,7 @@ DEFAULT_EVENT_TYPES = ("earthquake", "quarry blast", "explosion", "mining explos
 
 
 @dataclass(frozen=True)
-class FetchConfig(_Config):
+class FetchConfig(ConfigBase):
     """What to ask the services for (times: anything :class:`obspy.UTCDateTime` reads;
     degrees; km; seconds). ``channel``: SEED channel patterns, comma-separated, as
     fdsnws takes them. ``window_before_s``/``window_after_s`` around the origin time:

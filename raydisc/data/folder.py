@@ -36,7 +36,7 @@ import obspy
 import pandas as pd
 from lxml import etree
 
-from ..config import ConfigError, _Config
+from ..config import ConfigBase, ConfigError
 from ..storage import filesystem, read_bytes
 from .archive_writer import (event_done, make_event, quakeml_event_type, write_catalog, write_event_waveforms,
                              write_import_rejects, write_inventory)
@@ -51,7 +51,7 @@ DEFAULT_TYPE_ALIASES: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
-class FolderImportConfig(_Config):
+class FolderImportConfig(ConfigBase):
     """How a miniSEED folder and its label table are read (see the module docstring).
 
     Column options name the table's columns; ``depth_column`` (km) and

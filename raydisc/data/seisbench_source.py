@@ -42,7 +42,7 @@ from typing import Callable, Literal
 import numpy as np
 import obspy
 
-from ..config import ConfigError, PipelineConfig, PreprocessConfig, SplitConfig, _Config
+from ..config import ConfigBase, ConfigError, PipelineConfig, PreprocessConfig, SplitConfig
 from ..labels import UnknownLabelError, label_of
 from ..storage import exists
 from .catalog import EventInfo
@@ -71,7 +71,7 @@ _ORIENTATION = {"Z": (0.0, -90.0), "N": (0.0, 0.0), "E": (90.0, 0.0)}
 
 
 @dataclass(frozen=True)
-class SeisBenchConfig(_Config):
+class SeisBenchConfig(ConfigBase):
     """How a SeisBench dataset is read (see the module docstring). ``region``: the
     region name of its shards (default: the dataset folder's name); ``chunks``: the
     chunks to read (default: all); ``inventory``: StationXML URI with the responses

@@ -50,7 +50,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..models._common import with_presence_mask
 from ..models.spectrogram_cnn import SpectrogramCNN
 # The residual block's forward (act(body(x) + skip(x))) is what GroupedWaveformCNN redoes.
-from ..models.waveform_cnn import WaveformCNN, _ResidualBlock1d
+from ..models.waveform_cnn import ResidualBlock1d, WaveformCNN
 
 # Recordings per forward pass on CPU: the fused networks' ms per recording through
 # EnsembleBundle.member_probabilities (3 members, default hyper-parameters, the machine
@@ -388,7 +388,7 @@ class GroupedWaveformCNN(FusedEnsemble):
         convs1, convs2, skips = [], [], []
         for j in range(len(members[0].blocks)):
             blocks = [m.blocks[j] for m in members]
-            if any(type(b) is not _ResidualBlock1d or [type(layer) for layer in b.body] != body_kinds
+            if any(type(b) is not ResidualBlock1d or [type(layer) for layer in b.body] != body_kinds
                    or type(b.act) is not nn.ReLU for b in blocks):
                 raise NotFusableError(f"residual block {j} has an unexpected structure")
             bodies = [list(b.body) for b in blocks]

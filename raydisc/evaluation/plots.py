@@ -16,7 +16,9 @@ from .. import storage
 from .metrics import reliability_curve
 
 
-def _write_png(fig: Figure, uri: str, dpi: int = 120) -> str:
+def write_png(fig: Figure, uri: str, dpi: int = 120) -> str:
+    """Render ``fig`` as PNG at ``dpi`` dots per inch and write it atomically to ``uri``
+    (local path or object storage); returns ``uri``. Shared by every raydisc figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     storage.write_bytes_atomic(uri, buf.getvalue())
@@ -58,7 +60,7 @@ def plot_confusion_matrix(
         ax.set_ylabel("True class")
         ax.set_title(subtitle)
     fig.suptitle(title)
-    return _write_png(fig, uri)
+    return write_png(fig, uri)
 
 
 def plot_reliability(
@@ -90,7 +92,7 @@ def plot_reliability(
     ax.legend(loc="upper left")
     ax_n.set_xlabel(xlabel + " [dimensionless]")
     ax_n.set_ylabel("Count (recordings)")
-    return _write_png(fig, uri)
+    return write_png(fig, uri)
 
 
 def plot_reliability_from_probs(y_true, probs: Mapping[str, np.ndarray], uri: str, n_bins: int = 10,
@@ -122,7 +124,7 @@ def plot_spread_histogram(
     ax.set_ylabel("Count (recordings)")
     ax.set_title(title)
     ax.legend()
-    return _write_png(fig, uri)
+    return write_png(fig, uri)
 
 
 __all__ = ["plot_confusion_matrix", "plot_reliability", "plot_reliability_from_probs", "plot_spread_histogram"]

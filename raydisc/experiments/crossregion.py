@@ -34,7 +34,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .. import storage
-from ..config import ConfigError, _Config
+from ..config import ConfigBase, ConfigError
 
 STAGES = ("pretrained", "finetuned", "target_only")
 RESULTS_DIR = "results"
@@ -44,7 +44,7 @@ GROUPS_FILE = "accuracy_by_group.csv"
 
 
 @dataclass(frozen=True)
-class ExperimentScale(_Config):
+class ExperimentScale(ConfigBase):
     """The sizes of one experiment: synthetic events per region (when the experiment
     generates its own data), members per ensemble, epochs of pretraining (also used for
     training on the target only) and of fine-tuning, the fine-tuning learning rate, and
@@ -71,7 +71,7 @@ SCALES: dict[str, ExperimentScale] = {
 
 
 @dataclass(frozen=True)
-class CrossRegionConfig(_Config):
+class CrossRegionConfig(ConfigBase):
     """What the experiment runs.
 
     ``architectures`` and ``targets`` span the matrix; every region of ``regions`` that

@@ -45,7 +45,7 @@ from matplotlib.patches import Patch
 
 from .. import storage
 from ..evaluation.metrics import ALL_CLASSES, REPORT_COLUMNS
-from ..evaluation.plots import _write_png
+from ..evaluation.plots import write_png
 from ..labels import CLASS_NAMES
 
 RESULTS_PARQUET = "results/metrics.parquet"
@@ -436,7 +436,7 @@ def _plot_accuracy_bars(cells: _Cells, archs: Sequence[str], targets: Sequence[s
                      **MODEL_BAR_STYLE.get(m, {})) for s, m in combos]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(stages))
     fig.suptitle(f"{level.capitalize()}-level accuracy on each target region's test split")
-    return _write_png(fig, uri, dpi=FIGURE_DPI)
+    return write_png(fig, uri, dpi=FIGURE_DPI)
 
 
 def _plot_confusion_grid(cells: _Cells, arch: str, targets: Sequence[str], stages: Sequence[str], model: str,
@@ -474,7 +474,7 @@ def _plot_confusion_grid(cells: _Cells, arch: str, targets: Sequence[str], stage
         fig.colorbar(image, ax=axes, shrink=0.6, label="% of true class")
     fig.suptitle(f"{arch}: {MODEL_LABELS.get(model, model)}, {level} level, {TEST_SPLIT} split "
                  f"(counts in {LEVEL_UNITS[level]})")
-    return _write_png(fig, uri, dpi=FIGURE_DPI)
+    return write_png(fig, uri, dpi=FIGURE_DPI)
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from ..config import ConfigError, _Config
+from ..config import ConfigBase, ConfigError
 
 MODES = ("finetuned", "scratch")
 SPLITS = ("validation", "test")
@@ -164,7 +164,7 @@ def _floats(values: Any, name: str) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class SweepConfig(_Config):
+class SweepConfig(ConfigBase):
     """What a fine-tuning data sweep runs.
 
     Axes (the grid is their product; scratch trials have no strategy axis)
@@ -518,7 +518,7 @@ def plot_learning_curve(table: pd.DataFrame, uri: str, split: str = "test") -> s
     the table holds no such rows)."""
     from matplotlib.figure import Figure
 
-    from ..evaluation.plots import _write_png
+    from ..evaluation.plots import write_png
 
     rows = table[(table["split"] == split) & (table["metric"] == "accuracy")]
     if rows.empty:
@@ -551,7 +551,7 @@ def plot_learning_curve(table: pd.DataFrame, uri: str, split: str = "test") -> s
     axes[0].legend(loc="best", fontsize="small",
                    title=f"mean, band: min–max over {n_seeds} seed(s)", title_fontsize="small")
     fig.suptitle(f"Learning curve: {split} accuracy vs amount of target data")
-    return _write_png(fig, uri)
+    return write_png(fig, uri)
 
 
 def run_sweep(

@@ -14,9 +14,13 @@ from torch import nn
 from ._common import check_common, classifier_head, keyword_defaults, with_presence_mask
 
 
-class _ResidualBlock1d(nn.Module):
+class ResidualBlock1d(nn.Module):
     """Two convolutions with a skip connection; the first convolution downsamples by
-    ``stride``, and a 1x1 strided projection matches the skip path's shape."""
+    ``stride``, and a 1x1 strided projection matches the skip path's shape.
+
+    ``(batch, c_in, n)`` -> ``(batch, c_out, ceil(n / stride))``. Public because the
+    fused ensemble (:mod:`raydisc.ensemble.fused`) recognises and groups these blocks.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> None:
         super().__init__()
@@ -92,7 +96,7 @@ class WaveformCNN(nn.Module):
         blocks = []
         c_in = stem_channels
         for c_out in channels:
-            blocks.append(_ResidualBlock1d(c_in, int(c_out), kernel_size, stride=2))
+            blocks.append(ResidualBlock1d(c_in, int(c_out), kernel_size, stride=2))
             c_in = int(c_out)
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool1d(1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import ConfigError, _Config
+from ..config import ConfigBase, ConfigError
 
 CLASS_WEIGHTINGS = ("inverse_frequency", "none")
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Config):
+class TrainConfig(ConfigBase):
     """How an ensemble of one architecture is trained.
 
     Model
