@@ -136,3 +136,54 @@ def test_confusion_plot_with_an_absent_class(tmp_path):
     _assert_png(tmp_path / "cm.png")
     with pytest.raises(ValueError, match="confusion must be"):
         plots.plot_confusion_matrix([[1, 2, 3]], NAMES, str(tmp_path / "bad.png"))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_metrics_equal_scikit_learns_on_random_data(seed):
+    """The hand-written metrics give what scikit-learn gives (NaN where scikit-learn's
+    ``zero_division=np.nan`` does), including classes that never occur or are never
+    predicted; the reliability curve's non-empty bins equal ``calibration_curve``."""
+    import warnings
+
+    from sklearn import metrics as skm
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 5))
+    n = int(rng.integers(1, 300))
+    present = rng.choice(n_classes, size=int(rng.integers(1, n_classes + 1)), replace=False)
+    y = rng.choice(present, size=n)
+    probs = rng.dirichlet(np.full(n_classes, 0.7), size=n)
+    names = [f"c{c}" for c in range(n_classes)]
+    labels = list(range(n_classes))
+    pred = probs.argmax(axis=1)
+
+    rep = classification_report(y, probs, names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about the absent classes
+        assert np.array_equal(confusion_matrix(y, pred, n_classes), skm.confusion_matrix(y, pred, labels=labels))
+        precision, recall, f1, support = skm.precision_recall_fscore_support(
+            y, pred, labels=labels, average=None, zero_division=np.nan)
+        assert rep["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+        assert rep["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+        assert rep["macro_f1"] == pytest.approx(skm.f1_score(y, pred, labels=labels, average="macro",
+                                                             zero_division=np.nan), nan_ok=True)
+        assert rep["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=labels))
+    for c, name in enumerate(names):
+        got = rep["per_class"][name]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(
+            (precision[c], recall[c], f1[c]), nan_ok=True)
+        assert got["support"] == support[c]
+
+    # Binned as scikit-learn's "uniform" strategy; scores exactly on a bin edge have
+    # probability zero here (scikit-learn puts them in the upper bin too, up to rounding).
+    for positive_class in (None, 1):
+        curve = reliability_curve(y, probs, n_bins=7, positive_class=positive_class)
+        if positive_class is None:
+            hit, score = pred == y, probs.max(axis=1)
+        else:
+            hit, score = y == positive_class, probs[:, positive_class]
+        observed, mean_predicted = calibration_curve(hit.astype(int), score, n_bins=7, strategy="uniform")
+        filled = curve["count"] > 0
+        assert curve["observed"][filled] == pytest.approx(observed)
+        assert curve["mean_predicted"][filled] == pytest.approx(mean_predicted)
