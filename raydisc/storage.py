@@ -123,6 +123,11 @@ def pyarrow_filesystem(uri: str):
     and region found in the environment are set explicitly: the file system object is
     pickled to Ray workers, which may have been started before those variables were set.
     Local paths are made absolute.
+
+    Native pyarrow file systems on purpose, not ``PyFileSystem(FSSpecHandler(fs))`` over
+    :func:`filesystem`: that wrapper does every read through Python (s3fs, under the
+    GIL) in Ray Data's Parquet reads, and a pickled s3fs resolves credentials on the
+    worker, where the variables may be missing.
     """
     import pyarrow.fs as pafs
 
