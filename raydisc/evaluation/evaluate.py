@@ -2,7 +2,7 @@
 best single member against the soft-voting ensemble.
 
 Predictions stream through Ray Data: the split's recordings are read from the shards
-(:func:`raydisc.training.data.read_split`, the same reader training uses) and an actor
+(:func:`raydisc.data.split_reader.read_split`, the same reader training uses) and an actor
 pool that loads the bundle once per actor computes every member's probabilities; only
 the small per-recording probability table reaches the driver.
 
@@ -131,7 +131,7 @@ def predict_split(bundle, shards: str, regions: Sequence[str], split: str, *, ba
     :data:`META_COLUMNS` (one row per recording, sorted by region, event, network,
     station, location) and float32 ``(n_members, n, n_classes)``.
     """
-    from ..training.data import read_split
+    from ..data.split_reader import read_split
 
     kind = bundle.input_kind
     ds = read_split(shards, regions, split, [*META_COLUMNS, kind, f"{kind}_shape"]).map_batches(

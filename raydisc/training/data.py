@@ -1,10 +1,9 @@
-"""Training and evaluation inputs: Parquet shards -> Ray Data datasets, streamed.
+"""Training inputs: Parquet shards -> decoded Ray Data datasets, streamed.
 
-The one reader of shard *inputs* for training and evaluation is :func:`read_split`: a
-lazy ``ray.data.read_parquet`` over the chosen regions' shard files that reads only the
-columns asked for, with the ``split`` filter pushed down into the Parquet scan. Nothing
-is materialised in the driver; Ray Data executes the read (and the decoding of
-:func:`training_dataset`) in tasks while a consumer iterates.
+:func:`training_dataset` decodes the recordings that
+:func:`raydisc.data.split_reader.read_split` (the one reader of shard inputs, shared
+with evaluation) streams; Ray Data executes read and decoding in tasks while a
+consumer iterates.
 
 Label counts (for the class weights and for checking that splits are not empty) read
 only the ``label`` and ``split`` columns, in the driver.
@@ -18,33 +17,19 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..data.shards import ShardError, decode_inputs, read_dataset_info, shard_files
+from ..data.shards import ShardError, decode_inputs, read_dataset_info
+from ..data.split_reader import event_filter, pyarrow_shard_files, read_split
 from ..data.splits import SPLITS
 from ..features import drop_components
 from ..labels import CLASS_NAMES
-from ..storage import pyarrow_filesystem
-
-
-def _files(shards: str, regions: Sequence[str]) -> tuple[object, list[str]]:
-    """pyarrow file system and paths (within it) of the regions' complete shard files."""
-    if not regions:
-        raise ShardError(f"{shards}: no regions given")
-    uris = shard_files(shards, list(regions))  # raises for any region without shards
-    fs, _ = pyarrow_filesystem(shards)
-    return fs, [pyarrow_filesystem(u)[1] for u in uris]
-
-
-def _event_filter(events: Sequence[str] | None):
-    """Parquet filter expression keeping the recordings of ``events`` (``None``: all)."""
-    return None if events is None else pads.field("event_id").isin(list(events))
 
 
 def label_counts(shards: str, regions: Sequence[str], events: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Recordings per split and class: ``{split: int64 (n_classes,)}`` for every split
     present, read from the ``label`` and ``split`` columns only; with ``events``, only
     the recordings of those event ids."""
-    fs, paths = _files(shards, regions)
-    table = pq.ParquetDataset(paths, filesystem=fs, filters=_event_filter(events)).read(columns=["label", "split"])
+    fs, paths = pyarrow_shard_files(shards, regions)
+    table = pq.ParquetDataset(paths, filesystem=fs, filters=event_filter(events)).read(columns=["label", "split"])
     labels = table.column("label").to_numpy().astype(np.int64)
     splits = np.asarray(table.column("split").to_pylist(), dtype=object)
     return {
@@ -57,7 +42,7 @@ def split_events(shards: str, regions: Sequence[str], split: str) -> pd.DataFram
     """The events of one split: a DataFrame with columns ``region``, ``event_id``,
     ``label`` (class index) and ``n_recordings``, one row per event, sorted by region and
     event id. Read from four small columns only."""
-    fs, paths = _files(shards, regions)
+    fs, paths = pyarrow_shard_files(shards, regions)
     table = pq.ParquetDataset(paths, filesystem=fs, filters=pads.field("split") == split).read(
         columns=["region", "event_id", "label"])
     frame = table.to_pandas()
@@ -79,46 +64,6 @@ def class_weights(counts: Sequence[int]) -> np.ndarray:
     weights = np.zeros_like(counts)
     weights[present] = counts.sum() / (len(counts) * counts[present])
     return weights.astype(np.float32)
-
-
-def read_split(
-    shards: str,
-    regions: Sequence[str],
-    split: str,
-    columns: Sequence[str],
-    *,
-    shuffle_seed: int | None = None,
-    override_num_blocks: int | None = None,
-    events: Sequence[str] | None = None,
-):
-    """Lazy Ray Data dataset of the ``columns`` of the ``split`` recordings of ``regions``
-    (with ``events``: only of those event ids, e.g. a fraction of the training events).
-
-    The filters on ``split`` and ``events`` are pushed into the Parquet scan (row groups
-    of other splits are skipped), and only ``columns`` are read; by default each shard file becomes one
-    read task (``override_num_blocks``). With ``shuffle_seed`` the order of the shard
-    files is permuted anew at every execution (every epoch), from a generator seeded
-    once. ``ShardError`` if a region has no shards.
-    """
-    import ray
-    from ray.data import FileShuffleConfig
-
-    if split not in SPLITS:
-        raise ShardError(f"unknown split {split!r}; expected one of {SPLITS}")
-    fs, paths = _files(shards, regions)
-    keep = pads.field("split") == split
-    if events is not None:
-        keep = keep & _event_filter(events)
-    return ray.data.read_parquet(
-        paths,
-        filesystem=fs,
-        columns=list(columns),
-        filter=keep,
-        shuffle=FileShuffleConfig(seed=shuffle_seed) if shuffle_seed is not None else None,
-        # One read task per shard file: Ray's default would cut these few files into
-        # blocks of a handful of rows, and per-block overhead would dominate.
-        override_num_blocks=override_num_blocks or len(paths),
-    )
 
 
 class _Decode:
@@ -184,4 +129,4 @@ def training_dataset(shards: str, regions: Sequence[str], split: str, kind: str,
     )
 
 
-__all__ = ["SPLITS", "class_weights", "label_counts", "read_split", "split_events", "training_dataset"]
+__all__ = ["SPLITS", "class_weights", "label_counts", "split_events", "training_dataset"]
