@@ -14,7 +14,7 @@ end; ``raydisc report RUN_DIR`` regenerates it from the stored tables alone.
 import argparse
 import dataclasses
 
-from raydisc.cli import comma_list
+from raydisc.cli import add_verbose_argument, comma_list
 from raydisc.experiments.crossregion import SCALES, CrossRegionConfig, prepare_synthetic_shards, run_crossregion
 from raydisc.experiments.report import write_report
 from raydisc.models import FREEZE_STRATEGIES
@@ -32,6 +32,7 @@ parser.add_argument("--freeze", choices=FREEZE_STRATEGIES, help="fine-tuning str
 parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default: %(default)s)")
 parser.add_argument("--prepare-only", action="store_true", help="generate and preprocess the synthetic data, then stop")
 parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+add_verbose_argument(parser)
 args = parser.parse_args()
 
 scale = SCALES[args.scale]
@@ -41,7 +42,7 @@ if args.freeze:
     changes["finetune"] = {**config.finetune, "freeze": args.freeze}
 config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
                                         for k, v in changes.items() if v is not None})
-init_ray(args.address)
+init_ray(args.address, verbose=args.verbose)
 
 shards = args.shards or prepare_synthetic_shards(args.work_dir, scale.events_per_region, seed=args.seed)
 if args.prepare_only:

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from raydisc import storage
-from raydisc.cli import add_train_options, finetune_config_from_args
+from raydisc.cli import add_train_options, add_verbose_argument, finetune_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
 from raydisc.training.finetune import finetune_ensemble
@@ -28,10 +28,11 @@ parser.add_argument("--run-dir", required=True, help="new run directory or URI (
 parser.add_argument("--event-rule", default="mean", choices=["mean", "majority"], help="event aggregation (default: mean)")
 parser.add_argument("--no-evaluate", action="store_true", help="stop after writing the bundle")
 add_train_options(parser, finetune=True)
+add_verbose_argument(parser)
 args = parser.parse_args()
 
 config = finetune_config_from_args(args)
-init_ray(args.address)
+init_ray(args.address, verbose=args.verbose)
 
 bundle = finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir)
 if args.no_evaluate:

@@ -14,7 +14,7 @@ event level on the same regions' test split (tables and figures in
 import argparse
 import sys
 
-from raydisc.cli import add_train_options, comma_list, train_config_from_args
+from raydisc.cli import add_train_options, add_verbose_argument, comma_list, train_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
 from raydisc.training import train_ensemble
@@ -25,16 +25,17 @@ parser.add_argument("--run-dir", required=True, help="run directory or URI (chec
 parser.add_argument("--event-rule", default="mean", choices=["mean", "majority"], help="event aggregation (default: mean)")
 parser.add_argument("--no-evaluate", action="store_true", help="stop after writing the bundle")
 add_train_options(parser)
+add_verbose_argument(parser)
 args = parser.parse_args()
 
 config = train_config_from_args(args)
 regions = comma_list(args.regions)
-init_ray(args.address)
+init_ray(args.address, verbose=args.verbose)
 
 bundle = train_ensemble(args.shards, regions, config, args.run_dir)
 if args.no_evaluate:
     sys.exit(0)
+print(f"evaluating on the test split of {', '.join(regions)} (event rule: {args.event_rule})", flush=True)
 result = evaluate(bundle, args.shards, regions, split="test", event_rule=args.event_rule)
-print(f"test split of {', '.join(regions)} (event rule: {args.event_rule}):")
 print(result.format())
 print(f"tables and figures: {result.out_dir}")

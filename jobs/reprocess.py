@@ -11,9 +11,11 @@ an annotated QuakeML catalog and a review list per region; a re-run resumes.
 import argparse
 import sys
 
+from raydisc.cli import add_verbose_argument
 from raydisc.reprocess.cli import add_reprocess_arguments, run_reprocess
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_reprocess_arguments(parser)
+    add_verbose_argument(parser)
     sys.exit(run_reprocess(parser.parse_args()))

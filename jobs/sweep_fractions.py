@@ -18,14 +18,16 @@ import argparse
 import sys
 
 from raydisc.experiments.sweep import add_sweep_arguments, read_failures, run_sweep, sweep_config_from_args
+from raydisc.cli import add_verbose_argument
 from raydisc.runtime import init_ray
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 add_sweep_arguments(parser)
+add_verbose_argument(parser)
 args = parser.parse_args()
 
 config = sweep_config_from_args(args)
-init_ray(args.address)
+init_ray(args.address, verbose=args.verbose)
 
 run_sweep(args.bundle, args.shards, args.target, args.out_dir, config, retry_failed=args.retry_failed)
 sys.exit(0 if read_failures(args.out_dir).empty else 1)

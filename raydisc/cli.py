@@ -71,10 +71,13 @@ def run_generate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--field-test: {name!r} must be a new name of letters, digits and '_'")
         specs[name] = field_test_spec(REGIONS["basin"], name=name)
         regions = (regions or list(REGIONS)) + [name]
+    print(f"writing {args.events} synthetic events per region to {args.archive}", flush=True)
+    # A bar per region in a terminal; in a log the summary lines below say it all.
     summary = generate_archive(args.archive, regions, events_per_region=args.events, seed=args.seed,
-                               progress=True, specs=specs)
+                               progress=sys.stderr.isatty(), specs=specs)
     for region, counts in summary.items():
         print(f"{region:<10} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+    print(f"archive written to {args.archive}")
     return 0
 
 
@@ -116,21 +119,20 @@ def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .data.cli import seisbench_config_from_args
     from .data.pipeline import format_summary, run_preprocessing
     from .data.seisbench_format import is_seisbench_dataset
     from .data.seisbench_source import run_seisbench_preprocessing
+    from .progress import Progress
     from .runtime import init_ray
 
     config = preprocess_config_from_args(args)
-    init_ray(args.address)
-    with tqdm(desc="shards", unit="shard") as bar:
+    init_ray(args.address, verbose=args.verbose)
+    print(f"preprocessing {args.archive} into {args.shards}", flush=True)
+    with Progress("preprocessing", unit="shards") as bar:
         def progress(row: dict, total: int) -> None:
             bar.total = total
-            bar.update(1)
-            bar.set_postfix(region=row["region"], recordings=row["recordings"], rejects=row["rejects"])
+            bar.update(note=f"last: {row['region']} {row['recordings']} recordings, {row['rejects']} rejects")
 
         split_config = SplitConfig(seed=args.split_seed)
         pipeline_config = PipelineConfig(events_per_shard=args.events_per_shard)
@@ -144,6 +146,7 @@ def run_preprocess(args: argparse.Namespace) -> int:
             summary = run_preprocessing(args.archive, args.shards, comma_list(args.regions), preprocess_config=config,
                                         split_config=split_config, pipeline_config=pipeline_config, progress=progress)
     print(format_summary(summary))
+    print(f"shards in {args.shards} (`raydisc summary {args.shards}` shows these counts again)")
     return 0
 
 
@@ -255,8 +258,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = train_config_from_args(args)
     regions = comma_list(args.regions)
-    init_ray(args.address)
-    print(train_ensemble(args.shards, regions, config, args.run_dir))
+    init_ray(args.address, verbose=args.verbose)
+    train_ensemble(args.shards, regions, config, args.run_dir)  # ends with a line naming the bundle
     return 0
 
 
@@ -282,8 +285,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from .training.finetune import finetune_ensemble
 
     config = finetune_config_from_args(args)
-    init_ray(args.address)
-    print(finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir))
+    init_ray(args.address, verbose=args.verbose)
+    finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir)  # ends naming the bundle
     return 0
 
 
@@ -313,7 +316,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     regions = comma_list(args.regions) or read_manifest(args.bundle).get("provenance", {}).get("regions")
     if not regions:
         raise ConfigError("--regions is required: the bundle does not record the regions it was trained on")
-    init_ray(args.address)
+    init_ray(args.address, verbose=args.verbose)
     result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
                       event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
                       plots=not args.no_plots, vertical_only=args.vertical_only)
@@ -339,7 +342,18 @@ def _command(sub, add_arguments, run, name: str, **texts: str) -> None:
     """One subcommand: its parser (``help``, ``description``), arguments and function."""
     parser = sub.add_parser(name, **texts)
     add_arguments(parser)
+    add_verbose_argument(parser, subcommand=True)
     parser.set_defaults(func=run)
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser, subcommand: bool = False) -> None:
+    """``-v/--verbose``: raydisc's progress details, and Ray's own console output (logs
+    of the driver and workers, Ray Data's bars), which otherwise stay in Ray's session
+    logs (/tmp/ray/session_latest/logs). Accepted before and after the subcommand."""
+    # A subcommand's default must not overwrite a -v given before the subcommand.
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if subcommand else False,
+                        help="progress details, and Ray's logs on the console instead of only in "
+                             "/tmp/ray/session_latest/logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("::", 1)[1] if "::" in __doc__ else None,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    add_verbose_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _command(sub, add_generate_arguments, run_generate, "generate",

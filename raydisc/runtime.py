@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Start a local Ray (or connect to ``address``). The console then gets raydisc's
+    own lines only: Ray's logs (driver, workers, Ray Data) go to the session's log
+    folder (``/tmp/ray/session_latest/logs``; the driver's in ``raydisc-driver-PID.log``),
+    and only errors reach the console; ``verbose`` keeps Ray's console output as Ray
+    prints it by default."""
     import ray
 
     if ray.is_initialized():
@@ -13,11 +18,55 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     # Ray 2.49 warns on every trainer start about Train V2 migrations that do not apply
     # to this code; a local cluster's workers inherit the switch from here.
     os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+    if not verbose:
+        # Ray Train's console reporter prints a results path and a TensorBoard hint per
+        # member even at RunConfig(verbose=0); the legacy reporter at verbose 0 prints
+        # nothing (raydisc prints one line per epoch itself).
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Two checkpoints kept per member make Tune warn about snapshot frequency on
+        # every epoch of a short one; the snapshots are cheap local writes.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = {"address": address} if address else {"num_cpus": num_cpus}
-    # Ray Data's per-operator progress bars stay on; the log deduplication keeps the
-    # console readable when many tasks report the same warning.
-    ray.init(ignore_reinit_error=True, logging_level="WARNING", **kwargs)
+    # Without verbose, workers' output (checkpoint notices, process-group set-up, Ray
+    # Data warnings) stays in their log files instead of being forwarded here.
+    ray.init(ignore_reinit_error=True, logging_level="INFO" if verbose else "WARNING", log_to_driver=verbose,
+             **kwargs)
+    _route_driver_logs(verbose)
+
+
+def _route_driver_logs(verbose: bool) -> None:
+    """Ray's driver-side loggers to a file in the session's log folder; the console
+    keeps only errors (everything with ``verbose``). Ray Data's progress bars are off:
+    each raydisc stage draws its own (:mod:`raydisc.progress`)."""
+    import logging
+
+    import ray.data
+    from ray.data._internal.logging import SessionFileHandler
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = verbose
+    context.print_on_execution_start = verbose
+    if verbose:
+        return
+    try:
+        from ray._private.worker import _global_node
+
+        logs = _global_node.get_logs_dir_path()
+    except Exception:  # no local node (a client connection): errors stay on the console
+        logs = None
+    ray_logger = logging.getLogger("ray")
+    if logs is not None:
+        handler = logging.FileHandler(os.path.join(logs, f"raydisc-driver-{os.getpid()}.log"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        ray_logger.addHandler(handler)
+        ray_logger.setLevel(logging.INFO)
+    # "ray" (Ray Core, Train, Tune) and Ray Data's own logger, which does not propagate
+    # and already writes ray-data.log in the session folder.
+    for logger in (ray_logger, logging.getLogger("ray.data")):
+        for h in logger.handlers:
+            if not isinstance(h, (logging.FileHandler, SessionFileHandler)):
+                h.setLevel(logging.ERROR)
 
 
 # glibc mallopt parameters (malloc.h) and the values set for array-heavy processes.

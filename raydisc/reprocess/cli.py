@@ -65,15 +65,20 @@ def sources_from_args(args: argparse.Namespace) -> list[RegionSource]:
 
 def run_reprocess(args: argparse.Namespace) -> int:
     """Run the reprocessing job for parsed ``args``; prints the summary; exit status."""
+    from ..progress import Progress
     from ..runtime import init_ray
 
     sources = sources_from_args(args)
     config = ReprocessConfig(events_per_chunk=args.events_per_chunk, batch_size=args.batch_size, actors=args.actors,
                              cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.gpus_per_actor)
-    init_ray(args.address)
-    # Ray Data's progress bars show the stream; one summary line per region follows.
-    summary = reprocess_archives(sources, args.bundle, args.output, config, reading=raw_data_from_args(args))
+    init_ray(args.address, verbose=getattr(args, "verbose", False))
+    print(f"re-labelling {', '.join(s.region for s in sources)} with {args.bundle}", flush=True)
+    with Progress("re-labelling", unit="chunks") as bar:
+        summary = reprocess_archives(sources, args.bundle, args.output, config, reading=raw_data_from_args(args),
+                                     progress=lambda row: bar.update(
+                                         note=f"last: {row['region']} {row['recordings']} recordings"))
     print(format_summary(summary))
+    print(f"tables, annotated catalogs and review lists in {args.output}")
     return 0
 
 

@@ -63,10 +63,19 @@ def format_epoch(row: dict[str, Any], epochs: int) -> str:
     flag = "*" if row.get("best_epoch") == row.get("epoch") else " "
     return (
         f"member {int(row['member']):>3} (seed {int(row['seed'])}) epoch {int(row['epoch']):>3}/{epochs}  "
-        f"train_loss {row['train_loss']:.4f}  val_loss {row['validation_loss']:.4f}{flag} "
-        f"val_acc {row['validation_accuracy']:.3f}  {row['train_samples_per_s']:.0f} rec/s  "
-        f"{row['epoch_s']:.1f}s" + ("  (early stop)" if row.get("stopped_early") else "")
+        f"train loss {row['train_loss']:.3f}  validation loss {row['validation_loss']:.3f}{flag} "
+        f"accuracy {_percent(row['validation_accuracy'])}  {row['train_samples_per_s']:.0f} rec/s  "
+        f"{row['epoch_s']:.1f} s" + ("  (early stop)" if row.get("stopped_early") else "")
     )
+
+
+def _percent(fraction: float | None) -> str:
+    """``0.9684`` -> ``"96.8 %"`` (``"n/a"`` when there is none)."""
+    return "n/a" if fraction is None or not math.isfinite(fraction) else f"{100 * fraction:.1f} %"
+
+
+def _rounded(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 @dataclass
@@ -412,7 +421,8 @@ def train_ensemble(
     )
     best = min(member_metrics, key=lambda m: m["validation_loss"] if m["validation_loss"] is not None else math.inf)
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
-        f"{best['validation_loss']}, accuracy {best['validation_accuracy']})")
+        f"{_rounded(best['validation_loss'])}, accuracy {_percent(best['validation_accuracy'])}; "
+        f"per-epoch history in {storage.join(run_dir, 'history.csv')})")
     return bundle_uri
 
 
