@@ -33,6 +33,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from raydisc.config import PipelineConfig
 from raydisc.data.pipeline import run_preprocessing
 from raydisc.data.shards import read_dataset_info
@@ -127,18 +129,25 @@ def bench_loop(config: dict) -> None:
             ray.train.report({"phase": phase, "cycle": cycle, "epoch": epoch, **row})
 
 
-def _fit(loop, loop_config: dict, datasets: dict, storage: str, name: str):
+def _fit(loop, loop_config: dict, datasets: dict, storage: str, name: str) -> pd.DataFrame:
+    """Train ``loop`` on one worker; its reported rows (Ray Train V2 keeps only those of
+    checkpoints, and these reports have none, so a callback collects them)."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from raydisc.training.reporting import MemberReports
+
+    rows: list[dict] = []
+    reports = MemberReports(rows.append, print)
     trainer = TorchTrainer(
         loop, train_loop_config=loop_config, datasets=datasets,
-        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1},
-                                               trainer_resources={"CPU": 0}),
+        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(1)),
-        run_config=ray.train.RunConfig(name=name, storage_path=storage, verbose=0),
+        run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=[reports.callback(0)]),
     )
-    return trainer.fit().metrics_dataframe
+    with reports:
+        trainer.fit()
+    return pd.DataFrame(rows)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 ``RAY_ADDRESS`` (as set by ``ray job submit``)."""
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -15,19 +16,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
 
     if ray.is_initialized():
         return
-    # Ray 2.49 warns on every trainer start about Train V2 migrations that do not apply
-    # to this code; a local cluster's workers inherit the switch from here.
-    os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
     if not verbose:
-        # Ray Train's console reporter prints a results path and a TensorBoard hint per
-        # member even at RunConfig(verbose=0); the legacy reporter at verbose 0 prints
-        # nothing (raydisc prints one line per epoch itself).
+        # Tune's console reporter (the sweep) prints a results path and a TensorBoard
+        # hint per trial even at RunConfig(verbose=0); the legacy reporter at verbose 0
+        # prints nothing (the sweep prints one line per trial itself).
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        # Two checkpoints kept per member make Tune warn about snapshot frequency on
-        # every epoch of a short one; the snapshots are cheap local writes.
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = {"address": address} if address else {"num_cpus": num_cpus}
+    if not verbose:
+        # A new local cluster gets Ray's token authentication (the token is kept in
+        # ~/.ray/auth_token), and Ray announces that at WARNING on every start. The
+        # notice is for people who start clusters by hand; the README says it once.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # Without verbose, workers' output (checkpoint notices, process-group set-up, Ray
     # Data warnings) stays in their log files instead of being forwarded here.
     ray.init(ignore_reinit_error=True, logging_level="INFO" if verbose else "WARNING", log_to_driver=verbose,
@@ -39,8 +39,6 @@ def _route_driver_logs(verbose: bool) -> None:
     """Ray's driver-side loggers to a file in the session's log folder; the console
     keeps only errors (everything with ``verbose``). Ray Data's progress bars are off:
     each raydisc stage draws its own (:mod:`raydisc.progress`)."""
-    import logging
-
     import ray.data
     from ray.data._internal.logging import SessionFileHandler
 

@@ -183,6 +183,7 @@ def _free_port() -> int:
 
 
 def _wait_for_dashboard(port: int, head: subprocess.Popen, timeout_s: float = 120) -> None:
+    import urllib.error
     import urllib.request
 
     deadline = time.monotonic() + timeout_s
@@ -193,6 +194,12 @@ def _wait_for_dashboard(port: int, head: subprocess.Popen, timeout_s: float = 12
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as error:
+            # Ray enables token authentication for a new local cluster (the token in
+            # ~/.ray/auth_token, which `ray job submit` sends); a 401 is a dashboard that is up.
+            if error.code == 401:
+                return
+            time.sleep(1)
         except OSError:
             time.sleep(1)
     raise AssertionError(f"the dashboard on port {port} did not come up within {timeout_s} s")

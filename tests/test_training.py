@@ -205,7 +205,7 @@ def test_run_dir_on_s3(shards, s3_bucket):
     assert len(bundle.members) == 1 and bundle.provenance["regions"] == ["basin"]
     assert storage.exists(f"{run_dir}/members.csv") and storage.exists(f"{run_dir}/train_config.json")
     fs, path = storage.filesystem(f"{run_dir}/members/member-000")
-    assert any("checkpoint_000000" in p for p in fs.find(path, withdirs=True))
+    assert any("checkpoint_000001" in p for p in fs.find(path, withdirs=True))  # epoch 1
 
 
 # ----------------------------------------------------------------- errors

@@ -54,23 +54,24 @@ def read_split(
     """
     import ray
     from ray.data import FileShuffleConfig
+    from ray.data.expressions import col
 
     if split not in SPLITS:
         raise ShardError(f"unknown split {split!r}; expected one of {SPLITS}")
     fs, paths = pyarrow_shard_files(shards, regions)
-    keep = pads.field("split") == split
+    keep = col("split") == split
     if events is not None:
-        keep = keep & event_filter(events)
-    return ray.data.read_parquet(
+        keep = keep & col("event_id").is_in(list(events))
+    dataset = ray.data.read_parquet(
         paths,
         filesystem=fs,
-        columns=list(columns),
-        filter=keep,
         shuffle=FileShuffleConfig(seed=shuffle_seed) if shuffle_seed is not None else None,
         # One read task per shard file: Ray's default would cut these few files into
         # blocks of a handful of rows, and per-block overhead would dominate.
         override_num_blocks=override_num_blocks or len(paths),
     )
-
+    # Ray Data pushes both into the Parquet scan: row groups of other splits are
+    # skipped, and only the selected columns (and the filter's) are read.
+    return dataset.filter(expr=keep).select_columns(list(columns))
 
 __all__ = ["event_filter", "pyarrow_shard_files", "read_split"]

@@ -349,18 +349,18 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
     if config.preprocess_concurrency:
         prep_kwargs["concurrency"] = config.preprocess_concurrency
     fuse = config.fuse_inference if config.fuse_inference is not None else gpus == 0
-    # max_retries: a worker lost mid-chunk (OOM, node loss) redoes its chunk; outputs
-    # are idempotent.
+    # A worker lost mid-chunk (OOM, node loss) redoes its chunk: Ray Data retries tasks
+    # after system failures by default, and the chunk outputs are idempotent.
     if fuse:
         predicted = dataset.map_batches(
-            prepare_predict_finish, batch_size=1, batch_format="numpy", max_retries=2,
+            prepare_predict_finish, batch_size=1, batch_format="numpy",
             fn_kwargs={"job": uuid.uuid4().hex, "threads": max(1, int(config.cpus_per_task)),
                        "batch_size": config.batch_size},
             **prep_kwargs)
     else:
         # Differing remote args keep Ray Data from fusing this CPU stage into the actor
         # pool, which would run all preprocessing on the actors only.
-        recordings = dataset.map_batches(prepare_chunk, batch_size=1, batch_format="numpy", max_retries=2,
+        recordings = dataset.map_batches(prepare_chunk, batch_size=1, batch_format="numpy",
                                          **prep_kwargs)
         predicted = recordings.map_batches(
             EnsemblePredictor,

@@ -27,14 +27,11 @@ import logging
 import math
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from ray.tune import Callback
 
 from .. import storage
 from ..config import ConfigError
@@ -42,6 +39,7 @@ from ..data.shards import ShardError, read_dataset_info
 from ..labels import CLASS_NAMES
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
+from .reporting import HISTORY_COLUMNS, MemberReports, format_epoch, percent, rounded
 
 log = logging.getLogger(__name__)
 
@@ -56,71 +54,6 @@ class TrainingError(RuntimeError):
 
 def member_name(member: int) -> str:
     return f"member-{member:03d}"
-
-
-def format_epoch(row: dict[str, Any], epochs: int) -> str:
-    """One readable progress line for a reported epoch of a member."""
-    flag = "*" if row.get("best_epoch") == row.get("epoch") else " "
-    return (
-        f"member {int(row['member']):>3} (seed {int(row['seed'])}) epoch {int(row['epoch']):>3}/{epochs}  "
-        f"train loss {row['train_loss']:.3f}  validation loss {row['validation_loss']:.3f}{flag} "
-        f"accuracy {_percent(row['validation_accuracy'])}  {row['train_samples_per_s']:.0f} rec/s  "
-        f"{row['epoch_s']:.1f} s" + ("  (early stop)" if row.get("stopped_early") else "")
-    )
-
-
-def _percent(fraction: float | None) -> str:
-    """``0.9684`` -> ``"96.8 %"`` (``"n/a"`` when there is none)."""
-    return "n/a" if fraction is None or not math.isfinite(fraction) else f"{100 * fraction:.1f} %"
-
-
-def _rounded(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-@dataclass
-class _Sink:
-    """Where one member's callback delivers: metrics rows, messages, and "started"."""
-
-    on_row: Callable[[dict[str, Any]], None]
-    on_message: Callable[[str], None]
-    started: Callable[[], None]
-
-
-# Sinks of the members being trained, by token. Ray Train pickles the RunConfig (callbacks
-# included) into the object store, so a callback must not hold the driver's functions,
-# locks and events itself; it holds a token and looks its sink up here, in the driver.
-_SINKS: dict[str, _Sink] = {}
-
-# Ray Tune's trainable registry is not thread-safe: two fit() calls that register their
-# trainables at the same moment can fail with "dictionary changed size during iteration".
-# Starts therefore pass this gate one at a time; a member releases it as soon as its trial
-# has started (registration is over by then), so training itself runs concurrently.
-_START_GATE = threading.Lock()
-
-
-class _Progress(Callback):
-    """A Ray Tune callback, called in the driver thread of one member's ``fit()``, that
-    signals the start of the trial, forwards every reported metrics row and announces
-    restarts. Defined at module level so that it pickles by reference."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        sink = _SINKS.get(self.token)
-        if sink:
-            sink.started()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        sink = _SINKS.get(self.token)
-        if sink:
-            sink.on_row(dict(result))
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        sink = _SINKS.get(self.token)
-        if sink:
-            sink.on_message("a worker failed; restarting from the last checkpoint")
 
 
 def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[bool, int]:
@@ -309,18 +242,13 @@ def train_ensemble(
         data_context.enable_progress_bars = bars
 
     def fit_member(member: int) -> dict[str, Any]:
-        token = uuid.uuid4().hex
-
         def on_row(result: dict[str, Any]) -> None:
-            row = {k: result[k] for k in ("member", "seed", "epoch", "train_loss", "validation_loss",
-                                          "validation_accuracy", "validation_balanced_accuracy",
-                                          "best_validation_loss", "best_epoch", "stopped_early",
-                                          "resumed_from_epoch", "train_samples", "train_samples_per_s",
-                                          "epoch_s") if k in result}
+            row = {k: result[k] for k in HISTORY_COLUMNS if k in result}
             with lock:
                 history.append(row)
             say(format_epoch(row, train_config.epochs))
 
+        reports = MemberReports(on_row, lambda text: say(f"member {member:>3}: {text}"))
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={
@@ -332,9 +260,6 @@ def train_ensemble(
             scaling_config=ray.train.ScalingConfig(
                 num_workers=train_config.workers_per_member, use_gpu=use_gpu,
                 resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": train_config.gpus_per_worker} if use_gpu else {})},
-                # The trainer actor only coordinates; by default it would hold a whole CPU
-                # that Ray Data's read tasks need (on a 2-CPU machine: a deadlock).
-                trainer_resources={"CPU": 0},
             ),
             datasets=member_datasets[member],
             # Every worker reads the whole validation split, so validation metrics are
@@ -349,28 +274,16 @@ def train_ensemble(
                 # The latest checkpoint carries the best weights too, so one suffices;
                 # the second survives a crash while the next is being written.
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-                callbacks=[_Progress(token)],
-                verbose=0,
+                callbacks=[reports.callback(train_config.max_failures)],
             ),
         )
         started = time.perf_counter()
-        gate_held = [True]
-
-        def release_gate() -> None:
-            # Called from this thread only (Tune runs callbacks in the thread of fit()).
-            if gate_held[0]:
-                gate_held[0] = False
-                _START_GATE.release()
-
-        _SINKS[token] = _Sink(on_row, lambda text: say(f"member {member:>3}: {text}"), release_gate)
-        _START_GATE.acquire()
-        try:
-            result = trainer.fit()
-        except Exception as exc:  # ray.train.base_trainer.TrainingFailedError and friends
-            raise TrainingError(f"member {member} (seed {train_config.seed_of(member)}) failed: {exc}") from exc
-        finally:
-            release_gate()  # when fit() ended before its trial started
-            _SINKS.pop(token, None)
+        with reports:
+            try:
+                result = trainer.fit()
+            except Exception as exc:  # ray.train.TrainingFailedError: restarts used up, or the controller failed
+                raise TrainingError(f"member {member} (seed {train_config.seed_of(member)}) failed: "
+                                    f"{_last_line(exc)}") from exc
         if result.error is not None or result.checkpoint is None:
             raise TrainingError(f"member {member} failed: {result.error or 'no checkpoint was reported'}")
         with result.checkpoint.as_directory() as d:
@@ -421,7 +334,7 @@ def train_ensemble(
     )
     best = min(member_metrics, key=lambda m: m["validation_loss"] if m["validation_loss"] is not None else math.inf)
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
-        f"{_rounded(best['validation_loss'])}, accuracy {_percent(best['validation_accuracy'])}; "
+        f"{rounded(best['validation_loss'])}, accuracy {percent(best['validation_accuracy'])}; "
         f"per-epoch history in {storage.join(run_dir, 'history.csv')})")
     return bundle_uri
 
@@ -469,6 +382,13 @@ def _load_finished(run_dir: str, member: int, fingerprint: str) -> dict[str, Any
     return {"state": load(data), "metrics": record["metrics"], "history": record.get("history", [])}
 
 
+def _last_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception's text (Ray's errors carry the remote
+    traceback before it)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _jsonable_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else str(value)
 
@@ -477,5 +397,5 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-__all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "format_epoch", "member_name", "resolve_resources",
+__all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "member_name", "resolve_resources",
            "train_ensemble"]

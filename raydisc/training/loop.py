@@ -305,15 +305,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "epoch_s": time.perf_counter() - started,
         }
         _maybe_fail(config, epoch, rank)
+        # Every worker reports (a report is a barrier); rank 0's carries the checkpoint,
+        # named by its epoch so that a run's folder reads in order.
+        name = checkpoint_dir_name(epoch)
         if rank == 0:
             with tempfile.TemporaryDirectory() as d:
                 saved = {**state, "model": _cpu_state(model), "optimizer": optimizer.state_dict()}
                 torch.save(saved, os.path.join(d, CHECKPOINT_FILE))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d), checkpoint_dir_name=name)
         else:
-            ray.train.report(metrics)
+            ray.train.report(metrics, checkpoint_dir_name=name)
         if state["stopped_early"]:
             break
+
+
+def checkpoint_dir_name(epoch: int) -> str:
+    """``checkpoint_000003``: the folder of the checkpoint taken after ``epoch`` (1-based)."""
+    return f"checkpoint_{epoch:06d}"
 
 
 def load_checkpoint_state(directory: str) -> dict[str, Any]:
@@ -324,4 +332,4 @@ def load_checkpoint_state(directory: str) -> dict[str, Any]:
     return torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
 
 
-__all__ = ["CHECKPOINT_FILE", "EpochPrefetch", "datasets_to_split", "load_checkpoint_state", "train_loop_per_worker"]
+__all__ = ["CHECKPOINT_FILE", "EpochPrefetch", "checkpoint_dir_name", "datasets_to_split", "load_checkpoint_state", "train_loop_per_worker"]
