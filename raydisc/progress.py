@@ -66,4 +66,12 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
-__all__ = ["Progress", "format_seconds"]
+def last_line(text: object) -> str:
+    """The last non-blank line of an error text: Ray's errors carry the remote traceback
+    before it, and a person (a console line, the ``error`` column of a failures table)
+    needs the line that names the cause."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else str(text)
+
+
+__all__ = ["Progress", "format_seconds", "last_line"]

@@ -37,6 +37,7 @@ from .. import storage
 from ..config import ConfigError
 from ..data.shards import ShardError, read_dataset_info
 from ..labels import CLASS_NAMES
+from ..progress import last_line
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
 from .reporting import HISTORY_COLUMNS, MemberReports, format_epoch, percent, rounded
@@ -283,7 +284,7 @@ def train_ensemble(
                 result = trainer.fit()
             except Exception as exc:  # ray.train.TrainingFailedError: restarts used up, or the controller failed
                 raise TrainingError(f"member {member} (seed {train_config.seed_of(member)}) failed: "
-                                    f"{_last_line(exc)}") from exc
+                                    f"{last_line(exc) or type(exc).__name__}") from exc
         if result.error is not None or result.checkpoint is None:
             raise TrainingError(f"member {member} failed: {result.error or 'no checkpoint was reported'}")
         with result.checkpoint.as_directory() as d:
@@ -380,13 +381,6 @@ def _load_finished(run_dir: str, member: int, fingerprint: str) -> dict[str, Any
         log.warning("member %d: %s.safetensors does not match its checksum; training it again", member, base)
         return None
     return {"state": load(data), "metrics": record["metrics"], "history": record.get("history", [])}
-
-
-def _last_line(exc: BaseException) -> str:
-    """The last non-empty line of an exception's text (Ray's errors carry the remote
-    traceback before it)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def _jsonable_scalar(value: Any) -> Any:

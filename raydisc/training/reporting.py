@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from ray.train import UserCallback
 
+from ..progress import last_line
+
 #: How long the driver's drain thread waits for the next item before checking whether
 #: the member has finished (s).
 _POLL_S = 0.5
@@ -65,7 +67,7 @@ class EpochReporter(UserCallback):
         self.failures += 1
         ranks = ", ".join(str(rank) for rank in sorted(worker_exceptions))
         reason = next(iter(worker_exceptions.values()), None)
-        summary = str(reason).strip().splitlines()[-1] if reason is not None and str(reason).strip() else "no reason given"
+        summary = (last_line(reason) if reason is not None else "") or "no reason given"
         then = ("restarting from the last checkpoint" if self.failures <= self.max_failures
                 else f"no restarts left (max_failures={self.max_failures})")
         self.queue.put(("message", f"worker {ranks} failed ({summary[:200]}); {then}"))

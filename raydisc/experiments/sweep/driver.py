@@ -17,8 +17,9 @@ import pandas as pd
 
 from ... import storage
 from ...config import ConfigError
+from ...progress import last_line
 from .config import SweepConfig, auto_concurrency, trial_name
-from .results import (CURVE_PNG, FAILURE_COLUMNS, FAILURES_CSV, RESULTS_CSV, RESULTS_PARQUET, format_curve, last_line,
+from .results import (CURVE_PNG, FAILURE_COLUMNS, FAILURES_CSV, RESULTS_CSV, RESULTS_PARQUET, format_curve,
                       plot_learning_curve, tidy_results)
 from .trial import sweep_trial
 

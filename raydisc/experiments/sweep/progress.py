@@ -9,8 +9,8 @@ from typing import Callable
 
 from ray.tune import Callback
 
+from ...progress import last_line
 from .config import trial_name
-from .results import last_line
 
 # Where each running sweep's lines go, by token. The callback is pickled with the run
 # config (Tune keeps it in the experiment's tuner.pkl), so it holds a token rather than

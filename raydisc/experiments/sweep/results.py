@@ -124,9 +124,3 @@ def read_failures(out_dir: str) -> pd.DataFrame:
     if not storage.exists(uri):
         return pd.DataFrame(columns=list(FAILURE_COLUMNS))
     return storage.read_frame(uri)
-
-
-def last_line(text: str) -> str:
-    """The last non-blank line of an error text (its ``error`` column in ``failures.csv``)."""
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else str(text)
