@@ -138,15 +138,13 @@ def _fit(loop, loop_config: dict, datasets: dict, storage: str, name: str) -> pd
     from raydisc.training.reporting import MemberReports
 
     rows: list[dict] = []
-    reports = MemberReports(rows.append, print)
-    trainer = TorchTrainer(
-        loop, train_loop_config=loop_config, datasets=datasets,
-        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-        dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(1)),
-        run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=[reports.callback(0)]),
-    )
-    with reports:
-        trainer.fit()
+    with MemberReports(rows.append, print) as reports:
+        TorchTrainer(
+            loop, train_loop_config=loop_config, datasets=datasets,
+            scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+            dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(1)),
+            run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=[reports.callback(0)]),
+        ).fit()
     return pd.DataFrame(rows)
 
 

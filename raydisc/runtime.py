@@ -30,40 +30,35 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, verbose: b
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # Without verbose, workers' output (checkpoint notices, process-group set-up, Ray
     # Data warnings) stays in their log files instead of being forwarded here.
-    ray.init(ignore_reinit_error=True, logging_level="INFO" if verbose else "WARNING", log_to_driver=verbose,
-             **kwargs)
-    _route_driver_logs(verbose)
+    context = ray.init(ignore_reinit_error=True, logging_level="INFO" if verbose else "WARNING",
+                       log_to_driver=verbose, **kwargs)
+    session_dir = getattr(context, "address_info", {}).get("session_dir")  # none for a ray:// client
+    _route_driver_logs(verbose, os.path.join(session_dir, "logs") if session_dir else None)
 
 
-def _route_driver_logs(verbose: bool) -> None:
-    """Ray's driver-side loggers to a file in the session's log folder; the console
-    keeps only errors (everything with ``verbose``). Ray Data's progress bars are off:
-    each raydisc stage draws its own (:mod:`raydisc.progress`)."""
+def _route_driver_logs(verbose: bool, logs: str | None) -> None:
+    """Ray's driver-side loggers to a file in the session's log folder ``logs``; the
+    console keeps only errors (everything with ``verbose``). Ray Data's progress bars are
+    off: each raydisc stage draws its own (:mod:`raydisc.progress`)."""
     import ray.data
-    from ray.data._internal.logging import SessionFileHandler
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = verbose
     context.print_on_execution_start = verbose
     if verbose:
         return
-    try:
-        from ray._private.worker import _global_node
-
-        logs = _global_node.get_logs_dir_path()
-    except Exception:  # no local node (a client connection): errors stay on the console
-        logs = None
     ray_logger = logging.getLogger("ray")
-    if logs is not None:
+    if logs is not None and os.path.isdir(logs):
         handler = logging.FileHandler(os.path.join(logs, f"raydisc-driver-{os.getpid()}.log"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         ray_logger.addHandler(handler)
         ray_logger.setLevel(logging.INFO)
     # "ray" (Ray Core, Train, Tune) and Ray Data's own logger, which does not propagate
-    # and already writes ray-data.log in the session folder.
+    # and already writes ray-data.log in the session folder: only their console
+    # handlers (stream handlers that are not file handlers) are turned down.
     for logger in (ray_logger, logging.getLogger("ray.data")):
         for h in logger.handlers:
-            if not isinstance(h, (logging.FileHandler, SessionFileHandler)):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
                 h.setLevel(logging.ERROR)
 
 

@@ -40,7 +40,7 @@ from ..labels import CLASS_NAMES
 from ..progress import last_line
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
-from .reporting import HISTORY_COLUMNS, MemberReports, format_epoch, percent, rounded
+from .reporting import HISTORY_COLUMNS, EpochReporter, MemberReports, format_epoch, percent, rounded
 
 log = logging.getLogger(__name__)
 
@@ -242,15 +242,8 @@ def train_ensemble(
     finally:
         data_context.enable_progress_bars = bars
 
-    def fit_member(member: int) -> dict[str, Any]:
-        def on_row(result: dict[str, Any]) -> None:
-            row = {k: result[k] for k in HISTORY_COLUMNS if k in result}
-            with lock:
-                history.append(row)
-            say(format_epoch(row, train_config.epochs))
-
-        reports = MemberReports(on_row, lambda text: say(f"member {member:>3}: {text}"))
-        trainer = TorchTrainer(
+    def member_trainer(member: int, callback: EpochReporter) -> TorchTrainer:
+        return TorchTrainer(
             train_loop_per_worker,
             train_loop_config={
                 "train_config": train_config.to_dict(), "member": member, "input_shape": list(input_shape),
@@ -275,11 +268,20 @@ def train_ensemble(
                 # The latest checkpoint carries the best weights too, so one suffices;
                 # the second survives a crash while the next is being written.
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-                callbacks=[reports.callback(train_config.max_failures)],
+                callbacks=[callback],
             ),
         )
+
+    def fit_member(member: int) -> dict[str, Any]:
+        def on_row(result: dict[str, Any]) -> None:
+            row = {k: result[k] for k in HISTORY_COLUMNS if k in result}
+            with lock:
+                history.append(row)
+            say(format_epoch(row, train_config.epochs))
+
         started = time.perf_counter()
-        with reports:
+        with MemberReports(on_row, lambda text: say(f"member {member:>3}: {text}")) as reports:
+            trainer = member_trainer(member, reports.callback(train_config.max_failures))
             try:
                 result = trainer.fit()
             except Exception as exc:  # ray.train.TrainingFailedError: restarts used up, or the controller failed

@@ -76,20 +76,25 @@ class EpochReporter(UserCallback):
 class MemberReports:
     """The driver's end of one member's :class:`EpochReporter`: a Ray queue (an actor
     holding no CPU) and a thread that passes its rows to ``on_row`` and its messages to
-    ``on_message`` while the member trains. Use as a context manager around ``fit()``."""
+    ``on_message`` while the member trains. Use as a context manager around building the
+    trainer and ``fit()``: the queue actor exists only inside the ``with`` block, so a
+    trainer that fails to build leaves no actor behind."""
 
     def __init__(self, on_row: Callable[[dict[str, Any]], None], on_message: Callable[[str], None]) -> None:
-        from ray.util.queue import Queue
-
         self.on_row, self.on_message = on_row, on_message
-        self.queue = Queue(actor_options={"num_cpus": 0})
+        self.queue = None
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="member-reports", daemon=True)
 
     def callback(self, max_failures: int) -> EpochReporter:
+        if self.queue is None:
+            raise RuntimeError("MemberReports.callback() is for inside its `with` block")
         return EpochReporter(self.queue, max_failures)
 
     def __enter__(self) -> "MemberReports":
+        from ray.util.queue import Queue
+
+        self.queue = Queue(actor_options={"num_cpus": 0})
         self._thread.start()
         return self
 
