@@ -8,7 +8,6 @@ cutting rules, reject reasons and preprocessing as training. Nothing here touche
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from email import policy
 from email.parser import BytesParser
 
@@ -29,6 +28,7 @@ from ..data.ingest import (
     read_mseed_bytes,
     read_stations,
 )
+from ..data.inventory import parse_stationxml
 from ..data.pipeline import preprocess_recordings
 from .locations import AllowedLocations, LocationRefused
 from .schemas import MAX_STATIONS, ArraysRequest, MseedMetadata, UriRequest, posix_seconds
@@ -75,21 +75,12 @@ def read_mseed(data: bytes, name: str = "uploaded miniSEED") -> obspy.Stream:
 
 
 def stations_from_stationxml(data: bytes) -> dict[str, StationInfo]:
-    """Parse uploaded StationXML with the project's reader (:func:`read_stations`).
-
-    ``read_stations`` reads a URI, so the bytes go to a unique in-memory fsspec path for
-    the duration of the call (no disk, no clash between concurrent requests).
-    """
-    uri = f"memory://raydisc-serving/{uuid.uuid4().hex}.xml"
-    storage.write_bytes_atomic(uri, data)
+    """Parse uploaded StationXML with the project's reader
+    (:func:`raydisc.data.inventory.parse_stationxml`); InputError (422) if it is not StationXML."""
     try:
-        return read_stations(uri)
+        return parse_stationxml(data, "uploaded StationXML")
     except IngestError as exc:
-        raise InputError(str(exc).replace(uri, "uploaded StationXML")) from None
-    finally:
-        fs, path = storage.filesystem(uri)
-        if fs.exists(path):
-            fs.rm(path)
+        raise InputError(str(exc)) from None
 
 
 def recordings_from_mseed(
