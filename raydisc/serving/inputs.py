@@ -8,8 +8,6 @@ cutting rules, reject reasons and preprocessing as training. Nothing here touche
 from __future__ import annotations
 
 import dataclasses
-from email import policy
-from email.parser import BytesParser
 
 import numpy as np
 import obspy
@@ -195,25 +193,6 @@ def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: st
     return preprocess_recordings(recordings, config)[kind]
 
 
-def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """Form fields of a ``multipart/form-data`` body, name -> raw bytes.
-
-    Parsed with the standard library's MIME parser (no extra dependency); the body size
-    has already been limited by the caller.
-    """
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise InputError("malformed multipart/form-data body", status=400)
-    fields: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        fields[str(name)] = part.get_payload(decode=True) or b""
-    return fields
-
-
-__all__ = ["InputError", "model_inputs", "parse_multipart", "read_mseed",
+__all__ = ["InputError", "model_inputs", "read_mseed",
            "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
            "stations_from_stationxml"]
