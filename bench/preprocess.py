@@ -3,11 +3,12 @@
     python bench/preprocess.py [--sizes 100,400] [--region alpine] [--workdir /tmp/raydisc-bench]
 
 For each archive size it generates one synthetic region, then in the same run measures
-(1) the naive baseline: read each event file with ObsPy and, per trace, slice, detrend,
-taper, remove the full instrument response (``trace.remove_response(inventory=...)``,
-water level 60 dB), band-pass, resample, then a SciPy spectrogram — one recording after
-another; and (2) ``run_preprocessing`` on a local Ray cluster (2 CPUs), which removes the
-same full responses inside its one vectorized FFT pass.
+(1) the naive baseline: read each event file with ObsPy and, per trace, slice, then
+ObsPy's chain of :func:`raydisc.features.reference.obspy_chain` (detrend, taper, remove
+the full instrument response with ``remove_response``, water level 60 dB, band-pass,
+resample), then a SciPy spectrogram — one recording after another; and (2)
+``run_preprocessing`` on a local Ray cluster (2 CPUs), which removes the same full
+responses inside its one vectorized FFT pass.
 It prints recordings/s for both and their ratio, CPU-ms per recording (of the process
 for the naive loop, of the whole process tree, driver and Ray workers, for the pipeline)
 and their ratio, which other work on a shared machine disturbs less than wall time, and
@@ -34,11 +35,14 @@ from raydisc.config import PipelineConfig, PreprocessConfig  # noqa: E402
 from raydisc.data import layout  # noqa: E402
 from raydisc.data.ingest import read_catalog, read_stations  # noqa: E402
 from raydisc.data.pipeline import run_preprocessing  # noqa: E402
+from raydisc.features.reference import obspy_chain  # noqa: E402
 from raydisc.synthetic import generate_archive  # noqa: E402
 
 
 def naive_preprocess(archive: str, region: str, config: PreprocessConfig) -> int:
-    """The textbook per-trace ObsPy chain; returns the number of recordings processed."""
+    """The textbook per-trace ObsPy chain (:func:`raydisc.features.reference.obspy_chain`,
+    which tests validate the pipeline against) and a SciPy spectrogram; returns the
+    number of recordings processed."""
     inventory = obspy.read_inventory(layout.inventory_uri(archive, region))
     stations = read_stations(layout.inventory_uri(archive, region))
     count = 0
@@ -50,19 +54,13 @@ def naive_preprocess(archive: str, region: str, config: PreprocessConfig) -> int
                 continue
             start = obspy.UTCDateTime(p_time + config.window_start_s - config.padding_s)
             end = start + config.window_length_s + 2 * config.padding_s
-            traces = stream.select(network=station.network, station=station.station).slice(start, end).copy()
+            traces = stream.select(network=station.network, station=station.station).slice(start, end)
             if len(traces) != 3:
                 continue
             spectrograms = []
             for trace in sorted(traces, key=lambda t: "ZNE".index(t.stats.channel[-1])):
-                trace.data = trace.data.astype(np.float64)
-                trace.detrend("linear")
-                trace.taper(config.taper_fraction)
-                trace.remove_response(inventory=inventory, output="VEL", water_level=config.water_level_db)
-                trace.filter("bandpass", freqmin=config.freqmin_hz, freqmax=config.freqmax_hz,
-                             corners=config.filter_corners, zerophase=True)
-                trace.resample(config.target_rate_hz)
-                _, _, sxx = signal.spectrogram(trace.data, fs=config.target_rate_hz,
+                velocity = obspy_chain(trace, config, inventory=inventory)
+                _, _, sxx = signal.spectrogram(velocity, fs=config.target_rate_hz,
                                                nperseg=config.stft_window_samples,
                                                noverlap=config.stft_window_samples - config.stft_hop_samples)
                 spectrograms.append(np.log10(sxx + 1e-30))

@@ -9,16 +9,13 @@ Nothing here needs Ray.
 """
 from __future__ import annotations
 
-import io
 import math
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
 import obspy
 
-from .. import storage
 from ..config import with_raw_data
 from ..data.ingest import EventInfo, Reject, StationInfo, cut_recordings_from_stream, read_catalog, read_stations
 from ..data.pipeline import preprocess_recordings
@@ -86,32 +83,15 @@ def _p_picks(picks: PicksLike) -> dict[str, dict[str, float]]:
     return out
 
 
-def _read_via_memory(write, read):
-    """``read(uri)`` of what ``write(file)`` writes to a unique in-memory fsspec path: the
-    project's readers take URIs, and ObsPy objects become their files this way (no disk,
-    no clash between concurrent calls)."""
-    uri = f"memory://raydisc-api/{uuid.uuid4().hex}.xml"
-    buffer = io.BytesIO()
-    write(buffer)
-    storage.write_bytes_atomic(uri, buffer.getvalue())
-    try:
-        return read(uri)
-    finally:
-        fs, path = storage.filesystem(uri)
-        if fs.exists(path):
-            fs.rm(path)
-
-
 def event_info_of(event: obspy.core.event.Event | obspy.core.event.Origin | None, picks: PicksLike | None,
                   region: str = "") -> EventInfo:
     """The :class:`~raydisc.data.ingest.EventInfo` of an ObsPy ``Event`` (read by the
-    project's QuakeML reader: preferred origin and magnitude, type, P/S picks), of an
+    project's catalog reader, as its QuakeML would be: preferred origin and magnitude,
+    type, P/S picks), of an
     ``Origin`` (no type, no picks), or of nothing (then ``picks`` must give every
     station's P arrival). ``picks`` replace the event's own P picks station by station."""
     if isinstance(event, obspy.core.event.Event):
-        catalog = obspy.Catalog([event])
-        events = _read_via_memory(lambda f: catalog.write(f, format="QUAKEML"), lambda uri: read_catalog(uri, region))
-        info = events[0]
+        [info] = read_catalog(event, region)
     elif isinstance(event, obspy.core.event.Origin):
         depth = event.depth / 1000.0 if event.depth is not None else 0.0
         info = EventInfo(str(event.resource_id).rsplit("/", 1)[-1] or "event", region, "", None,
@@ -133,11 +113,7 @@ def event_info_of(event: obspy.core.event.Event | obspy.core.event.Origin | None
 def stations_of(inventory: obspy.Inventory | str | Mapping[str, StationInfo]) -> dict[str, StationInfo]:
     """Station records keyed ``NET.STA`` of an ObsPy ``Inventory``, a StationXML
     path/URI, or such records already made."""
-    if isinstance(inventory, obspy.Inventory):
-        # Through the StationXML reader, as files are read (positions it must fill in,
-        # response checks): the same station records as from the inventory's file.
-        return _read_via_memory(lambda f: inventory.write(f, format="STATIONXML"), read_stations)
-    if isinstance(inventory, str):
+    if isinstance(inventory, (obspy.Inventory, str)):
         return read_stations(inventory)
     if isinstance(inventory, Mapping):
         return dict(inventory)

@@ -1,4 +1,4 @@
-"""QuakeML catalogs read with lxml: events, origins, magnitudes, types and picks.
+"""QuakeML catalogs read with lxml, or ObsPy event objects: origins, magnitudes, types and picks.
 
 :func:`index_catalog` lists a file's events (id, type, XML element) and
 :func:`parse_catalog_entries` reads from each event's element just the fields of
@@ -9,6 +9,9 @@ model (arrivals, comments, creation info, ...) took ~8 ms per event and dominate
 per-recording cost of ingest and batch reprocessing. A driver can index a catalog and
 leave the parsing to its workers. Catalogs without picks are normal (the P arrival is
 then predicted, see :mod:`raydisc.data.recordings`).
+
+An ``obspy.Catalog`` or ``Event`` already in memory is read straight from its objects
+(:func:`read_catalog`), with the same rules as its QuakeML file would be read by.
 """
 from __future__ import annotations
 
@@ -124,9 +127,17 @@ def parse_catalog_entries_isolating(entries: list[CatalogEntry], region: str) ->
     return events, rejects
 
 
-def read_catalog(uri: str, region: str) -> list[EventInfo]:
-    """Parse a QuakeML catalog into :class:`EventInfo` records, sorted by event id."""
-    return parse_catalog_entries(index_catalog(uri), region)
+def read_catalog(source: str | obspy.Catalog | obspy.core.event.Event, region: str) -> list[EventInfo]:
+    """:class:`EventInfo` records, sorted by event id, of a QuakeML file (``source`` a
+    path/URI, parsed with lxml) or of ObsPy objects (an ``obspy.Catalog`` or one
+    ``Event``, read from the objects without writing QuakeML): the same records either way.
+    """
+    if isinstance(source, obspy.core.event.Event):
+        source = obspy.Catalog([source])
+    if isinstance(source, obspy.Catalog):
+        events = [_event_info_of_object(event, region, "catalog object") for event in source]
+        return sorted(events, key=lambda e: e.event_id)
+    return parse_catalog_entries(index_catalog(source), region)
 
 
 def _parse_entry(entry: CatalogEntry, region: str) -> list[EventInfo]:
@@ -167,15 +178,11 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
         elif tag in (_TYPE, _PREFERRED_ORIGIN_ID, _PREFERRED_MAGNITUDE_ID) and tag not in first:
             first[tag] = child.text or None
 
-    origin = _preferred(origins, first.get(_PREFERRED_ORIGIN_ID))
+    origin = _preferred(origins, first.get(_PREFERRED_ORIGIN_ID), _public_id)
     if origin is None:
         raise IngestError(f"{where} has no origin")
-    magnitude = _preferred(magnitudes, first.get(_PREFERRED_MAGNITUDE_ID))
+    magnitude = _preferred(magnitudes, first.get(_PREFERRED_MAGNITUDE_ID), _public_id)
     event_type = _event_type(first.get(_TYPE))
-    try:
-        label = label_of(event_type, event_id=event_id)
-    except UnknownLabelError:
-        label = None
 
     event_picks: dict[str, dict[str, float]] = {}
     for pick in picks:
@@ -189,15 +196,12 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
         time = _timestamp(_quantity(pick, _TIME), f"{phase} pick time of {key}", where)
         event_picks.setdefault(key, {})[phase] = time
 
-    latitude = _number(_quantity(origin, _LATITUDE), "origin latitude", where)
-    if not -90.0 <= latitude <= 90.0:
-        # ObsPy's event reader takes any float, but no distance can be computed from it.
-        raise IngestError(f"{where}: origin latitude {latitude!r} is not in [-90, 90]")
+    latitude = _latitude(_number(_quantity(origin, _LATITUDE), "origin latitude", where), where)
     return EventInfo(
         event_id=event_id,
         region=region,
         event_type=event_type,
-        label=label,
+        label=_label(event_type, event_id),
         origin_time=_timestamp(_quantity(origin, _TIME), "origin time", where),
         latitude=latitude,
         longitude=_number(_quantity(origin, _LONGITUDE), "origin longitude", where),
@@ -208,12 +212,83 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
     )
 
 
-def _preferred(elements: list[etree._Element], preferred_id: str | None) -> etree._Element | None:
+def _event_info_of_object(event: obspy.core.event.Event, region: str, source: str) -> EventInfo:
+    """Read one ObsPy ``Event`` by the rules of :func:`_event_info` (which its QuakeML
+    file would be read by): the same choice of origin and magnitude, the same required
+    and default values, the same P and S picks. Its fields are typed already, so only
+    what is missing or not finite is left to refuse."""
+    event_id = event_id_from_resource_id(str(event.resource_id or ""))
+    where = f"{source}: event {event_id}"
+    origin = _preferred(event.origins, event.preferred_origin_id, _resource_id)
+    if origin is None:
+        raise IngestError(f"{where} has no origin")
+    magnitude = _preferred(event.magnitudes, event.preferred_magnitude_id, _resource_id)
+    event_type = _event_type(str(event.event_type) if event.event_type is not None else None)
+
+    event_picks: dict[str, dict[str, float]] = {}
+    for pick in event.picks:
+        phase = (pick.phase_hint or "").upper()
+        if phase not in ("P", "S"):
+            continue
+        wid = pick.waveform_id
+        if wid is None:
+            raise IngestError(f"{where}: a {phase} pick has no waveformID")
+        key = f"{wid.network_code or ''}.{wid.station_code or ''}.{wid.location_code or ''}"
+        if pick.time is None:
+            raise IngestError(f"{where}: no {phase} pick time of {key}")
+        event_picks.setdefault(key, {})[phase] = pick.time.timestamp
+
+    latitude = _latitude(_finite(origin.latitude, "origin latitude", where), where)
+    if origin.time is None:
+        raise IngestError(f"{where}: no origin time")
+    return EventInfo(
+        event_id=event_id,
+        region=region,
+        event_type=event_type,
+        label=_label(event_type, event_id),
+        origin_time=origin.time.timestamp,
+        latitude=latitude,
+        longitude=_finite(origin.longitude, "origin longitude", where),
+        depth_km=_finite(origin.depth, "origin depth", where, missing=0.0) / 1000.0,
+        magnitude=(_finite(magnitude.mag, "magnitude", where, missing=float("nan"))
+                   if magnitude is not None else float("nan")),
+        picks=event_picks,
+    )
+
+
+def _public_id(element: etree._Element) -> str | None:
+    return element.get("publicID")
+
+
+def _resource_id(item) -> str | None:
+    """The id of an ObsPy origin or magnitude, spelt as its QuakeML ``publicID``."""
+    return None if item.resource_id is None else str(item.resource_id)
+
+
+def _preferred(items: list, preferred_id, id_of):
+    """The item whose id (``id_of(item)``) is ``preferred_id``, the last one when several
+    share it (as ObsPy resolves a reference), else the first item; None when there are none."""
     if preferred_id is not None:
-        for element in reversed(elements):
-            if element.get("publicID") == preferred_id:
-                return element
-    return elements[0] if elements else None
+        preferred_id = str(preferred_id)
+        for item in reversed(items):
+            if id_of(item) == preferred_id:
+                return item
+    return items[0] if items else None
+
+
+def _label(event_type: str, event_id: str) -> int | None:
+    """The class of an event type; None when the label map does not know it."""
+    try:
+        return label_of(event_type, event_id=event_id)
+    except UnknownLabelError:
+        return None
+
+
+def _latitude(latitude: float, where: str) -> float:
+    if not -90.0 <= latitude <= 90.0:
+        # ObsPy's event reader takes any float, but no distance can be computed from it.
+        raise IngestError(f"{where}: origin latitude {latitude!r} is not in [-90, 90]")
+    return latitude
 
 
 def _text(parent: etree._Element, tag: str) -> str | None:
@@ -267,6 +342,19 @@ def _number(text: str | None, what: str, where: str, missing: float | None = Non
         return missing
     if not math.isfinite(value):
         raise IngestError(f"{where}: {what} {text!r} is not a finite number")
+    return value
+
+
+def _finite(value: float | None, what: str, where: str, missing: float | None = None) -> float:
+    """A float of an ObsPy object, as :func:`_number` reads its QuakeML text: None is
+    ``missing`` (IngestError when required), a value that is not finite an IngestError."""
+    if value is None:
+        if missing is None:
+            raise IngestError(f"{where}: no {what}")
+        return missing
+    value = float(value)
+    if not math.isfinite(value):
+        raise IngestError(f"{where}: {what} {value!r} is not a finite number")
     return value
 
 

@@ -180,23 +180,35 @@ def _fill_missing_positions(data: bytes) -> tuple[bytes, set[str]]:
     return (etree.tostring(root) if changed else data), missing
 
 
-def read_stations(uri: str) -> dict[str, StationInfo]:
-    """Parse a StationXML inventory into :class:`StationInfo` records keyed ``NET.STA``.
+def parse_stationxml(data: bytes, source: str = "StationXML") -> dict[str, StationInfo]:
+    """Parse StationXML bytes into :class:`StationInfo` records keyed ``NET.STA``.
 
     A station whose StationXML lacks its coordinates keeps NaN coordinates (ObsPy would
     refuse the whole file; its channels' coordinates are used when they have some).
-    Raises :class:`IngestError` only when the file is missing or not StationXML at all.
+    Raises :class:`IngestError`, naming ``source``, when the bytes are not StationXML.
     """
-    try:
-        data = read_bytes(uri)
-    except FileNotFoundError:
-        raise IngestError(f"{uri}: inventory not found") from None
     try:
         data, no_coordinates = _fill_missing_positions(data)
         inventory = obspy.read_inventory(io.BytesIO(data), format="STATIONXML")
     except Exception as exc:
-        raise IngestError(f"{uri}: cannot read StationXML inventory: {type(exc).__name__}: {exc}"[:400]) from exc
+        raise IngestError(f"{source}: cannot read StationXML inventory: {type(exc).__name__}: {exc}"[:400]) from exc
     return stations_from_inventory(inventory, no_coordinates)
 
 
-__all__ = ["ChannelInfo", "StationInfo", "channel_info", "read_stations", "stations_from_inventory"]
+def read_stations(source: str | obspy.Inventory) -> dict[str, StationInfo]:
+    """:class:`StationInfo` records keyed ``NET.STA`` of a StationXML file (``source`` a
+    path/URI, see :func:`parse_stationxml`) or of an ``obspy.Inventory`` in memory (read
+    from its objects by :func:`stations_from_inventory`, no StationXML written).
+
+    Raises :class:`IngestError` only when the file is missing or not StationXML at all.
+    """
+    if isinstance(source, obspy.Inventory):
+        return stations_from_inventory(source)
+    try:
+        data = read_bytes(source)
+    except FileNotFoundError:
+        raise IngestError(f"{source}: inventory not found") from None
+    return parse_stationxml(data, source)
+
+
+__all__ = ["ChannelInfo", "StationInfo", "channel_info", "parse_stationxml", "read_stations", "stations_from_inventory"]

@@ -30,15 +30,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any, Literal
+import sys
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, File, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from ray import serve
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from ..data.records import NOT_LOSSES
 from ..ensemble import load_bundle
@@ -64,6 +67,8 @@ from .settings import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeSettings, resolve_
 log = logging.getLogger(__name__)
 
 MSEED_TYPES = ("application/vnd.fdsn.mseed", "application/octet-stream")
+#: The parts a multipart miniSEED upload may have.
+MSEED_PARTS = ("mseed", "metadata", "stationxml")
 
 
 # --------------------------------------------------------------------------- model replicas
@@ -126,13 +131,13 @@ def _problems(errors) -> str:
 
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)}
-_MSEED_BODY = {"requestBody": {"required": True, "content": {
-    "application/vnd.fdsn.mseed": {"schema": {"type": "string", "format": "binary"}},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["mseed"], "properties": {
-        "mseed": {"type": "string", "format": "binary"},
-        "stationxml": {"type": "string", "format": "binary"},
-        "metadata": {"type": "string", "description": "MseedMetadata as JSON"}}}},
-}}}
+# FastAPI documents the multipart form from the File parameters of the route; the raw-body
+# form is read from the request itself, so its content type is added here.
+_RAW_MSEED_BODY = {"requestBody": {"required": True, "content": {
+    "application/vnd.fdsn.mseed": {"schema": {"type": "string", "format": "binary"}}}}}
+# A text part's size is bounded by the request guard's body limit (max_body_bytes), as
+# that of a file part is, rather than by Starlette's default of 1 MiB per text part.
+_MSEED_FORM_LIMITS = {"max_part_size": sys.maxsize}
 
 
 def _ingress() -> "Classifier":
@@ -169,6 +174,15 @@ def build_fastapi() -> FastAPI:
             RejectOut(station=r.station, reason=r.reason, detail=r.detail) for r in exc.rejects])
         return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(HTTPException)
+    async def _body_error(request: Request, exc: HTTPException):
+        # The one 400 the framework raises is a body it could not parse: say which.
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if exc.status_code == 400 and media == "multipart/form-data":
+            return JSONResponse({"detail": f"malformed multipart/form-data body: {exc.detail}", "rejected": []},
+                                status_code=400)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": f"invalid request: {_problems(exc.errors())}", "rejected": []},
@@ -190,18 +204,23 @@ def build_fastapi() -> FastAPI:
         return _ingress().info()
 
     @app.post("/v1/classify/mseed", response_model=ClassifyResponse, responses=_ERRORS,
-              tags=["classify"], openapi_extra=_MSEED_BODY)
+              tags=["classify"], openapi_extra=_RAW_MSEED_BODY, form_limits=_MSEED_FORM_LIMITS)
     async def classify_mseed(
         request: Request,
         metadata: str | None = Query(None, max_length=MAX_QUERY_METADATA_CHARS,
                                      description="MseedMetadata as JSON (raw-body form; longer metadata: multipart)"),
         on_reject: Literal["fail", "skip"] = Query("fail"),
+        mseed: Annotated[bytes, File(description="miniSEED records of the event (required in the form)")] = b"",
+        stationxml: Annotated[bytes, File(description="StationXML of its stations")] = b"",
+        metadata_part: Annotated[bytes, File(alias="metadata",
+                                             description="MseedMetadata as JSON (a text or a file part)")] = b"",
     ) -> ClassifyResponse:
         """Classify one event from miniSEED: raw body (``application/vnd.fdsn.mseed``, metadata
         in the ``metadata`` query field) or ``multipart/form-data`` with parts ``mseed``,
         ``metadata`` (JSON) and optionally ``stationxml`` (then metadata needs only ``event`` and
         ``picks``). Metadata schema: ``MseedMetadata``."""
-        return await _ingress().classify_mseed(request, metadata, on_reject)
+        parts = {"mseed": mseed, "stationxml": stationxml, "metadata": metadata_part}
+        return await _ingress().classify_mseed(request, metadata, on_reject, parts)
 
     @app.post("/v1/classify/arrays", response_model=ClassifyResponse, responses=_ERRORS,
               tags=["classify"])
@@ -290,25 +309,28 @@ class Classifier:
         return classify_response(self.bundle.bundle_id, self.bundle.class_names, recordings, rejects, member_probs,
                                  event_id)
 
-    async def classify_mseed(self, request: Request, metadata: str | None, on_reject: str) -> ClassifyResponse:
+    async def classify_mseed(self, request: Request, metadata: str | None, on_reject: str,
+                             parts: dict[str, bytes]) -> ClassifyResponse:
+        """``parts``: the multipart form's ``mseed``, ``stationxml`` and ``metadata`` (empty
+        when absent, and for a raw body, which is read here)."""
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";")[0].strip().lower()
-        body = await request.body()
         stationxml = None
         if media == "multipart/form-data":
-            try:
-                fields = _inputs.parse_multipart(body, content_type)
-            except _inputs.InputError as exc:
-                raise _HTTPError(exc.status, str(exc)) from None
-            if "mseed" not in fields:
+            # FastAPI parsed the form for the File parameters; this is that form, cached.
+            names = set((await request.form()).keys())
+            if "mseed" not in names:
                 raise _HTTPError(422, "multipart body lacks the 'mseed' part")
-            unknown = set(fields) - {"mseed", "metadata", "stationxml"}
+            unknown = names - set(MSEED_PARTS)
             if unknown:
                 raise _HTTPError(422, f"unknown multipart part(s) {sorted(unknown)}")
-            body, stationxml = fields["mseed"], fields.get("stationxml")
-            if "metadata" in fields:
-                metadata = fields["metadata"].decode("utf-8", errors="replace")
-        elif media not in MSEED_TYPES:
+            body = parts["mseed"]
+            stationxml = parts["stationxml"] if "stationxml" in names else None
+            if "metadata" in names:
+                metadata = parts["metadata"].decode("utf-8", errors="replace")
+        elif media in MSEED_TYPES:
+            body = await request.body()
+        else:
             raise _HTTPError(415, f"content type {content_type!r}: send {MSEED_TYPES[0]} or multipart/form-data")
         try:
             meta = MseedMetadata.model_validate_json(metadata or "{}")

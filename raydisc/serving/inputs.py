@@ -8,9 +8,6 @@ cutting rules, reject reasons and preprocessing as training. Nothing here touche
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from email import policy
-from email.parser import BytesParser
 
 import numpy as np
 import obspy
@@ -29,6 +26,7 @@ from ..data.ingest import (
     read_mseed_bytes,
     read_stations,
 )
+from ..data.inventory import parse_stationxml
 from ..data.pipeline import preprocess_recordings
 from .locations import AllowedLocations, LocationRefused
 from .schemas import MAX_STATIONS, ArraysRequest, MseedMetadata, UriRequest, posix_seconds
@@ -75,21 +73,12 @@ def read_mseed(data: bytes, name: str = "uploaded miniSEED") -> obspy.Stream:
 
 
 def stations_from_stationxml(data: bytes) -> dict[str, StationInfo]:
-    """Parse uploaded StationXML with the project's reader (:func:`read_stations`).
-
-    ``read_stations`` reads a URI, so the bytes go to a unique in-memory fsspec path for
-    the duration of the call (no disk, no clash between concurrent requests).
-    """
-    uri = f"memory://raydisc-serving/{uuid.uuid4().hex}.xml"
-    storage.write_bytes_atomic(uri, data)
+    """Parse uploaded StationXML with the project's reader
+    (:func:`raydisc.data.inventory.parse_stationxml`); InputError (422) if it is not StationXML."""
     try:
-        return read_stations(uri)
+        return parse_stationxml(data, "uploaded StationXML")
     except IngestError as exc:
-        raise InputError(str(exc).replace(uri, "uploaded StationXML")) from None
-    finally:
-        fs, path = storage.filesystem(uri)
-        if fs.exists(path):
-            fs.rm(path)
+        raise InputError(str(exc)) from None
 
 
 def recordings_from_mseed(
@@ -204,25 +193,6 @@ def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: st
     return preprocess_recordings(recordings, config)[kind]
 
 
-def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """Form fields of a ``multipart/form-data`` body, name -> raw bytes.
-
-    Parsed with the standard library's MIME parser (no extra dependency); the body size
-    has already been limited by the caller.
-    """
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise InputError("malformed multipart/form-data body", status=400)
-    fields: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        fields[str(name)] = part.get_payload(decode=True) or b""
-    return fields
-
-
-__all__ = ["InputError", "model_inputs", "parse_multipart", "read_mseed",
+__all__ = ["InputError", "model_inputs", "read_mseed",
            "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
            "stations_from_stationxml"]
