@@ -1,6 +1,6 @@
 """Inference-only fused ensembles: every member of a bundle run as one network.
 
-:meth:`EnsembleBundle.member_probabilities <raydisc.ensemble.bundle.EnsembleBundle.member_probabilities>`
+:meth:`EnsembleBundle.member_probabilities <raydisc.ensemble.loaded_bundle.EnsembleBundle.member_probabilities>`
 runs the network :func:`fuse_ensemble` builds from the bundle's members instead of the
 members one by one. The fused network gives the members' logits up to float32
 rounding (the tests check 1e-5 on probabilities; the differences seen are ~1e-7) and is
