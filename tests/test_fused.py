@@ -11,7 +11,8 @@ from torch import nn
 
 from raydisc.config import PreprocessConfig
 from raydisc.ensemble import fold_batchnorm, fuse_ensemble, load_bundle, save_bundle
-from raydisc.ensemble.fused import GroupedSpectrogramCNN, GroupedWaveformCNN, MemberLoop, _max_pool_2x2
+from raydisc.ensemble.fused import GroupedSpectrogramCNN, GroupedWaveformCNN, MemberLoop
+from raydisc.ensemble.fused_networks import _max_pool_2x2
 from raydisc.models import build_model, freeze, input_shape_of
 
 ATOL = 1e-5  # float32 rounding of a few layers; the differences seen are ~1e-7

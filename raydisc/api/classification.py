@@ -8,13 +8,14 @@ tables' rows (:meth:`Classification.to_pandas`, the columns of
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ..data.ingest import EventInfo, Recording, Reject
 from ..ensemble.results import ClassifyResponse, EventResult, StationResult
+from ..labels import EVENT_TYPE_TO_CLASS
 from ..reprocess.tables import recording_columns, result_tables
 
 
@@ -37,7 +38,8 @@ class Classification:
     ``rejects``: the recordings that could not be used, with reasons;
     ``member_probabilities``: float32 ``(n_members, n, n_classes)`` softmax outputs;
     ``event_info``: the event as read (origin POSIX s, degrees, km; picks);
-    ``source``: what the waveforms were (names the data in the tables).
+    ``source``: what the waveforms were (names the data in the tables);
+    ``label_map``: the bundle's catalog event type -> class (the tables' ``catalog_class``).
     """
 
     response: ClassifyResponse
@@ -46,6 +48,7 @@ class Classification:
     member_probabilities: np.ndarray
     event_info: EventInfo
     source: str = "stream"
+    label_map: dict[str, int] = field(default_factory=lambda: dict(EVENT_TYPE_TO_CLASS))
 
     @property
     def class_names(self) -> list[str]:
@@ -86,7 +89,7 @@ class Classification:
         if level not in ("stations", "events"):
             raise ValueError(f"level must be 'stations' or 'events', got {level!r}")
         columns = recording_columns(self.recordings, self.event_info.region, [r.event for r in self.recordings],
-                                    lambda event_id: self.source)
+                                    lambda event_id: self.source, self.label_map)
         stations, events = result_tables(columns, self.member_probabilities.transpose(1, 0, 2), self.class_names,
                                          self.response.bundle_id, self.event_info.region)
         return (stations if level == "stations" else events).to_pandas()

@@ -210,7 +210,7 @@ class Ensemble:
         member = self.bundle.member_probabilities(x)
         response = classify_response(self.bundle.bundle_id, self.bundle.class_names, recordings, rejects, member,
                                      info.event_id)
-        return Classification(response, recordings, rejects, member, info, source)
+        return Classification(response, recordings, rejects, member, info, source, dict(self.bundle.label_map))
 
     def classify_catalog(self, catalog, waveforms, inventory, **options):
         """Every event of ``catalog`` classified and the catalog annotated, as

@@ -18,9 +18,10 @@ from typing import Any, Sequence
 from torch import nn
 
 from ..config import PreprocessConfig
+from ._common import with_presence_mask
 from .freezing import FREEZE_STRATEGIES, freeze
 from .spectrogram_cnn import SpectrogramCNN
-from .waveform_cnn import WaveformCNN
+from .waveform_cnn import ResidualBlock1d, WaveformCNN
 
 MODELS: dict[str, type[nn.Module]] = {
     "spectrogram_cnn": SpectrogramCNN,
@@ -74,6 +75,7 @@ def count_parameters(model: nn.Module) -> int:
 __all__ = [
     "FREEZE_STRATEGIES",
     "MODELS",
+    "ResidualBlock1d",
     "SpectrogramCNN",
     "WaveformCNN",
     "build_model",
@@ -83,4 +85,5 @@ __all__ = [
     "input_shape_of",
     "model_class",
     "resolve_hparams",
+    "with_presence_mask",
 ]

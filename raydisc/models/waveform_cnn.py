@@ -19,7 +19,7 @@ class ResidualBlock1d(nn.Module):
     ``stride``, and a 1x1 strided projection matches the skip path's shape.
 
     ``(batch, c_in, n)`` -> ``(batch, c_out, ceil(n / stride))``. Public because the
-    fused ensemble (:mod:`raydisc.ensemble.fused`) recognises and groups these blocks.
+    fused ensemble (:mod:`raydisc.ensemble.fused_networks`) recognises and groups these blocks.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> None:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from ..data.layout import event_id_from_resource_id
 from ..data.shards import REJECT_SCHEMA, write_table_atomic
-from ..labels import EVENT_TYPE_TO_CLASS
+from ..labels import class_in, event_type_of
 from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
 
 CLAIM_FILE = "_reprocess.json"
@@ -48,12 +48,6 @@ def table_uri(output: str, table: str, region: str, index: int | None = None) ->
 
 def prob_columns(class_names) -> list[str]:
     return [f"p_{name}" for name in class_names]
-
-
-def verdict_event_type(class_index: int) -> str:
-    """QuakeML event type written for a verdict: the first type the label map sends to
-    that class (``earthquake`` for 0, ``quarry blast`` for 1)."""
-    return next(t for t, c in EVENT_TYPE_TO_CLASS.items() if c == class_index)
 
 
 def station_schema(class_names, n_members: int) -> pa.Schema:
@@ -209,9 +203,11 @@ def _insert_after(parent, element, names) -> None:
     parent.insert(position, element)
 
 
-def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, output_uri: str) -> None:
+def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, label_map: dict[str, int],
+                     output_uri: str) -> None:
     """Write a copy of the QuakeML catalog where each classified event gets a comment
-    (verdict, its probability, bundle id, original type) and the verdict's event type.
+    (verdict, its probability, bundle id, original type) and the verdict's event type,
+    both per ``label_map``, the bundle's (:func:`raydisc.labels.event_type_of`).
 
     A verdict that agrees with the original type's class keeps the original (more
     specific) type, e.g. ``mining explosion`` stays so for a ``blast`` verdict.
@@ -238,11 +234,11 @@ def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, 
             text = (f"{COMMENT_PREFIX}: verdict {row['verdict']} (probability {row['probability']:.4f}, "
                     f"{row['n_stations']} stations, spread {row['spread']:.4f}); bundle {bundle_id}; "
                     f"original event_type {original or 'unset'!s}")
-            if EVENT_TYPE_TO_CLASS.get(original.lower()) != row["verdict_class"]:
+            if class_in(original, label_map) != row["verdict_class"]:
                 if type_element is None:
                     type_element = etree.Element(tag("type"))
                     _insert_after(event, type_element, _BEFORE_TYPE)
-                type_element.text = verdict_event_type(row["verdict_class"])
+                type_element.text = event_type_of(row["verdict_class"], label_map)
         comment = etree.Element(tag("comment"), id=f"smi:local/{uuid.uuid4()}")
         etree.SubElement(comment, tag("text")).text = text
         _insert_after(event, comment, _BEFORE_COMMENT)
@@ -286,5 +282,5 @@ def write_json(uri: str, data: dict) -> None:
 
 __all__ = [
     "TABLES", "table_uri", "prob_columns", "station_schema", "event_schema", "build_table", "write_failures",
-    "read_results", "claim_output", "annotate_catalog", "write_review", "verdict_event_type", "chunk_rows",
+    "read_results", "claim_output", "annotate_catalog", "write_review", "chunk_rows",
 ]

@@ -98,6 +98,7 @@ class BundleInfo:
     input_kind: str
     input_shape: tuple[int, ...]
     preprocess: PreprocessConfig
+    label_map: dict[str, int]
 
     @classmethod
     def read(cls, uri: str, reading: dict | None = None) -> "BundleInfo":
@@ -107,7 +108,8 @@ class BundleInfo:
         manifest = read_manifest(uri)
         preprocess = with_raw_data(PreprocessConfig.from_dict(manifest["preprocess_config"]), reading or {})
         return cls(uri, manifest["bundle_id"], tuple(manifest["class_names"]), len(manifest["members"]),
-                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]), preprocess)
+                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]), preprocess,
+                   dict(manifest["label_map"]))
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def prepare_task(task: ChunkTask) -> dict:
                      np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32))
     n = len(recordings)
     columns = recording_columns(recordings, region, [by_id[r.event.event_id] for r in recordings],
-                                task.source.waveform_uri)
+                                task.source.waveform_uri, task.bundle.label_map)
     return {
         "chunk_key": np.array([task.key] * n, dtype=object),
         "chunk_rows": np.full(n, n, dtype=np.int64),
@@ -513,7 +515,7 @@ def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, don
         if plan.error is None:
             events = outputs.read_results(output, "events", [region])
             row["events_classified"] = events.num_rows if events is not None else 0
-            outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, join(output, "catalogs", f"{region}.xml"))
+            outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, bundle.label_map, join(output, "catalogs", f"{region}.xml"))
             row["contradictions"] = outputs.write_review(events, region, bundle.bundle_id,
                                                          join(output, "review", f"{region}.csv"),
                                                          join(output, "review", f"{region}.txt"))

@@ -9,13 +9,14 @@ its tables, so both have one definition of every column.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from ..data.ingest import EventInfo, Recording
 from ..ensemble import aggregate_events, ensemble_spread, soft_vote
+from ..labels import class_in
 from . import outputs
 
 #: Metadata columns carried with every recording: the station's, then its event's
@@ -33,21 +34,27 @@ def recording_hash(recording: Recording) -> str:
     return digest.hexdigest()
 
 
-def _event_columns(events: Sequence[EventInfo]) -> dict:
-    """The event columns of :data:`RECORDING_COLUMNS` for one row per event in ``events``."""
+def _event_columns(events: Sequence[EventInfo], label_map: Mapping[str, int]) -> dict:
+    """The event columns of :data:`RECORDING_COLUMNS` for one row per event in ``events``;
+    ``catalog_class`` per ``label_map`` (the bundle's)."""
     return {
         "origin_time": np.array([e.origin_time for e in events], dtype=np.float64),
         "magnitude": np.array([e.magnitude for e in events], dtype=np.float64),
         "catalog_type": np.array([e.event_type for e in events], dtype=object),
-        "catalog_class": np.array([-1 if e.label is None else e.label for e in events], dtype=np.int64),
+        "catalog_class": np.array([_class_or_missing(e.event_type, label_map) for e in events], dtype=np.int64),
     }
 
 
+def _class_or_missing(event_type: str, label_map: Mapping[str, int]) -> int:
+    label = class_in(event_type, label_map)
+    return -1 if label is None else label
+
+
 def recording_columns(recordings: Sequence[Recording], region: str, events: Sequence[EventInfo],
-                      source_of: Callable[[str], str]) -> dict[str, np.ndarray]:
+                      source_of: Callable[[str], str], label_map: Mapping[str, int]) -> dict[str, np.ndarray]:
     """:data:`RECORDING_COLUMNS` of ``recordings`` (one row each): ``events[i]`` is the
     catalog event of recording ``i``, ``source_of(event_id)`` names where its data came
-    from; ``distance_km`` is epicentral (km), ``sampling_rate`` in Hz, ``origin_time``
+    from, ``label_map`` (the bundle's) gives ``catalog_class``; ``distance_km`` is epicentral (km), ``sampling_rate`` in Hz, ``origin_time``
     POSIX s."""
     return {
         "event_id": np.array([r.event.event_id for r in recordings], dtype=object),
@@ -62,7 +69,7 @@ def recording_columns(recordings: Sequence[Recording], region: str, events: Sequ
         "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
         "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
         "source": np.array([source_of(r.event.event_id) for r in recordings], dtype=object),
-        **_event_columns(events),
+        **_event_columns(events, label_map),
     }
 
 
