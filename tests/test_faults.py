@@ -121,7 +121,8 @@ def test_killed_run_trains_only_unfinished_members(tiny_shards, tmp_path):
 
     from raydisc.ensemble import load_bundle
     from raydisc.training import TrainConfig, train_ensemble
-    from raydisc.training.ensemble import BUNDLE_DIR, FINISHED_DIR, _load_finished, _run_fingerprint
+    from raydisc.training.ensemble import BUNDLE_DIR
+    from raydisc.training.members import FINISHED_DIR, load_finished, run_fingerprint
 
     config = TrainConfig(architecture="spectrogram_cnn", members=2, epochs=1, base_seed=3, batch_size=32,
                          cpus_per_worker=0.5, shuffle_buffer_size=64,
@@ -147,10 +148,10 @@ def test_killed_run_trains_only_unfinished_members(tiny_shards, tmp_path):
     # Other settings in the same run directory: earlier members are not reused; a
     # corrupted weights file is not either.
     record = json.loads((finished / "member-000.json").read_text())
-    assert _load_finished(run_dir, 0, record["fingerprint"]) is not None
+    assert load_finished(run_dir, 0, record["fingerprint"]) is not None
     other = json.loads((tmp_path / "run" / "train_config.json").read_text())
     other["train_config"]["base_seed"] = 4
-    assert _load_finished(run_dir, 0, _run_fingerprint(other)) is None
+    assert load_finished(run_dir, 0, run_fingerprint(other)) is None
     data = (finished / "member-000.safetensors").read_bytes()
     (finished / "member-000.safetensors").write_bytes(data[: len(data) // 2])
-    assert _load_finished(run_dir, 0, record["fingerprint"]) is None
+    assert load_finished(run_dir, 0, record["fingerprint"]) is None

@@ -33,11 +33,11 @@ def url(tmp_path_factory):
     # The class of the deployment, without the ASGI wrapper @serve.ingress makes of it
     # (whose construction starts the app in a Serve replica).
     [ingress_class] = [c for c in serving_app.Classifier.func_or_class.__bases__ if c.__name__ == "Classifier"]
-    ingress_class({"bundle": bundle, "max_body_bytes": MAX_BODY}, models=[])
+    ingress = ingress_class({"bundle": bundle, "max_body_bytes": MAX_BODY}, models=[])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(serving_app.build_fastapi(), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(serving_app.build_fastapi(ingress), host="127.0.0.1", port=port,
                                            log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ Modules
 -------
 * :mod:`.app` — deployments and the FastAPI ingress; :func:`.app.build_app` builds the
   Serve application (also the ``import_path`` of ``serve_config.yaml``).
+* :mod:`.routes` — the HTTP routes, error responses and OpenAPI schema of the ingress.
 * :mod:`.inputs` — request forms -> recordings -> model inputs, through the project's
   ingest (:func:`~raydisc.data.ingest.cut_recordings_from_stream`) and preprocessing
   (:func:`~raydisc.data.pipeline.preprocess_recordings`) with the bundle's config.

@@ -21,7 +21,7 @@ round trip, a copy of the inputs and a replica process per member. Batching (max
 gave 1.15x over unbatched at the model level, 2 replicas 1.7x (HTTP: 1.2x, bound by the
 ingress' miniSEED parsing and preprocessing on 2 cores).
 
-Routes (OpenAPI at ``/v1/openapi.json``): ``GET /healthz`` (process alive),
+Routes (:mod:`raydisc.serving.routes`; OpenAPI at ``/v1/openapi.json``): ``GET /healthz`` (process alive),
 ``GET /readyz`` (model replicas answer), ``GET /v1/info``, ``POST /v1/classify/mseed``,
 ``POST /v1/classify/arrays``, ``POST /v1/classify/uris``.
 """
@@ -30,39 +30,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sys
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, File, Query, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Request
 from pydantic import ValidationError
 from ray import serve
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from ..data.records import NOT_LOSSES
 from ..ensemble import load_bundle
 from ..ensemble.results import classify_response
 from ..runtime import reuse_freed_array_memory
 from . import inputs as _inputs
-from .guard import RequestGuard, token_digest
 from .locations import AllowedLocations
-from .schemas import (
-    API_VERSION,
-    ArraysRequest,
-    ClassifyResponse,
-    ErrorResponse,
-    MAX_QUERY_METADATA_CHARS,
-    MAX_STATIONS,
-    InfoResponse,
-    MseedMetadata,
-    RejectOut,
-    UriRequest,
-)
-from .settings import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, ServeSettings, resolve_token
+from .routes import HTTPError, build_fastapi, openapi_schema, problems
+from .schemas import API_VERSION, ArraysRequest, ClassifyResponse, InfoResponse, MseedMetadata, UriRequest
+from .settings import TOKEN_ENV, ServeSettings, resolve_token
+
+# The methods below raise HTTPError under the name they were written with.
+_HTTPError = HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -109,145 +96,16 @@ class EnsembleModel:
 
 # --------------------------------------------------------------------------- ingress
 
-# Per-process state of the ingress replica (set in Classifier.__init__), read by the
-# request guard and the routes. The FastAPI app is built in the replica by
-# build_fastapi(): FastAPI >= 0.16x apps hold locks and cannot be pickled, so Serve gets
-# the builder function instead of an app object.
-_RUNTIME: dict[str, Any] = {"max_body_bytes": DEFAULT_MAX_BODY_BYTES, "token_digest": None, "ingress": None}
 
-
-def _guard_limits() -> tuple[bytes | None, int]:
-    return _RUNTIME["token_digest"], _RUNTIME["max_body_bytes"]
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: int, detail: str, rejects=(), headers=None):
-        self.status, self.detail, self.rejects, self.headers = status, detail, list(rejects), headers
-
-
-def _problems(errors) -> str:
-    # One readable item per problem, with its JSON path (e.g. body.stations.0.sensitivity).
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-
-
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)}
-# FastAPI documents the multipart form from the File parameters of the route; the raw-body
-# form is read from the request itself, so its content type is added here.
-_RAW_MSEED_BODY = {"requestBody": {"required": True, "content": {
-    "application/vnd.fdsn.mseed": {"schema": {"type": "string", "format": "binary"}}}}}
-# A text part's size is bounded by the request guard's body limit (max_body_bytes), as
-# that of a file part is, rather than by Starlette's default of 1 MiB per text part.
-_MSEED_FORM_LIMITS = {"max_part_size": sys.maxsize}
-
-
-def _ingress() -> "Classifier":
-    ingress = _RUNTIME["ingress"]
-    if ingress is None:
-        raise _HTTPError(503, "ingress not initialised")
-    return ingress
-
-
-def build_fastapi() -> FastAPI:
-    """The HTTP API (routes, OpenAPI schema at ``/v1/openapi.json``); routes delegate to
-    the ingress replica of this process. Also usable without Serve to read the schema."""
-    app = FastAPI(
-        title="raydisc classification API",
-        version=API_VERSION,
-        description=(
-            "Earthquake vs. quarry-blast discrimination of one event's station recordings by a "
-            "soft-voting CNN ensemble.\n\n"
-            "Authentication (when the server has a token): `Authorization: Bearer <token>` on every "
-            "path except `/healthz` and `/readyz`, else 401 before the body is read.\n\n"
-            f"Limits: request bodies over the server's `max_body_bytes` ({DEFAULT_MAX_BODY_BYTES} bytes by "
-            "default; this server's value is in `GET /v1/info`) get 413 before they are read; at most "
-            f"{MAX_STATIONS} stations per request (422 above)."
-        ),
-        openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
-        redoc_url=None,
-    )
-    app.add_middleware(RequestGuard, limits=_guard_limits)
-
-    @app.exception_handler(_HTTPError)
-    async def _http_error(request: Request, exc: _HTTPError):
-        body = ErrorResponse(detail=exc.detail, rejected=[
-            RejectOut(station=r.station, reason=r.reason, detail=r.detail) for r in exc.rejects])
-        return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(HTTPException)
-    async def _body_error(request: Request, exc: HTTPException):
-        # The one 400 the framework raises is a body it could not parse: say which.
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if exc.status_code == 400 and media == "multipart/form-data":
-            return JSONResponse({"detail": f"malformed multipart/form-data body: {exc.detail}", "rejected": []},
-                                status_code=400)
-        return await http_exception_handler(request, exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError):
-        return JSONResponse({"detail": f"invalid request: {_problems(exc.errors())}", "rejected": []},
-                            status_code=422)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict:
-        """Liveness: the ingress process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
-    async def readyz():
-        """Readiness: every model deployment answers a ping within 5 s."""
-        return await _ingress().readiness()
-
-    @app.get("/v1/info", response_model=InfoResponse, responses=_ERRORS, tags=["model"])
-    async def info() -> InfoResponse:
-        """The bundle being served: id, architecture, members with metrics, label map, config."""
-        return _ingress().info()
-
-    @app.post("/v1/classify/mseed", response_model=ClassifyResponse, responses=_ERRORS,
-              tags=["classify"], openapi_extra=_RAW_MSEED_BODY, form_limits=_MSEED_FORM_LIMITS)
-    async def classify_mseed(
-        request: Request,
-        metadata: str | None = Query(None, max_length=MAX_QUERY_METADATA_CHARS,
-                                     description="MseedMetadata as JSON (raw-body form; longer metadata: multipart)"),
-        on_reject: Literal["fail", "skip"] = Query("fail"),
-        mseed: Annotated[bytes, File(description="miniSEED records of the event (required in the form)")] = b"",
-        stationxml: Annotated[bytes, File(description="StationXML of its stations")] = b"",
-        metadata_part: Annotated[bytes, File(alias="metadata",
-                                             description="MseedMetadata as JSON (a text or a file part)")] = b"",
-    ) -> ClassifyResponse:
-        """Classify one event from miniSEED: raw body (``application/vnd.fdsn.mseed``, metadata
-        in the ``metadata`` query field) or ``multipart/form-data`` with parts ``mseed``,
-        ``metadata`` (JSON) and optionally ``stationxml`` (then metadata needs only ``event`` and
-        ``picks``). Metadata schema: ``MseedMetadata``."""
-        parts = {"mseed": mseed, "stationxml": stationxml, "metadata": metadata_part}
-        return await _ingress().classify_mseed(request, metadata, on_reject, parts)
-
-    @app.post("/v1/classify/arrays", response_model=ClassifyResponse, responses=_ERRORS,
-              tags=["classify"])
-    async def classify_arrays(request: ArraysRequest) -> ClassifyResponse:
-        """Classify one event from per-station JSON arrays of raw counts (see ``ArraysRequest``)."""
-        return await _ingress().classify_arrays(request)
-
-    @app.post("/v1/classify/uris", response_model=ClassifyResponse, responses=_ERRORS,
-              tags=["classify"])
-    async def classify_uris(request: UriRequest) -> ClassifyResponse:
-        """Classify one event read from object storage: miniSEED + StationXML + QuakeML URIs,
-        each under one of the server's ``uri_roots`` (403 otherwise, nothing read)."""
-        return await _ingress().classify_uris(request)
-
-    return app
-
-
-def openapi_schema() -> dict:
-    """The API's OpenAPI document (what ``GET /v1/openapi.json`` serves)."""
-    return build_fastapi().openapi()
-
-
+# The FastAPI app is built in the replica, after the constructor, by
+# __serve_build_asgi_app__: FastAPI >= 0.16x apps hold locks and cannot be pickled, and
+# the routes get this replica itself rather than process-global state.
 @serve.deployment
-@serve.ingress(build_fastapi)
+@serve.ingress()
 class Classifier:
     """HTTP ingress; ``models`` are handles to :class:`EnsembleModel` deployments whose
-    member probabilities concatenate (in order) to the whole ensemble's."""
+    member probabilities concatenate (in order) to the whole ensemble's. Implements
+    :class:`~raydisc.serving.routes.Ingress`."""
 
     def __init__(self, settings: dict, models: list):
         self.settings = ServeSettings(**settings)
@@ -259,20 +117,15 @@ class Classifier:
         self.bundle = load_bundle(self.settings.bundle)
         self.config = self.bundle.preprocess_config
         self.models = models
-        # Serve ships this class by value (its module name now points at the Deployment), so
-        # a plain `_RUNTIME` here would be a pickled copy: update the imported module's dict,
-        # the one that the routes built by build_fastapi() read.
-        from raydisc.serving import app as this_module
 
-        this_module._RUNTIME.update(max_body_bytes=self.settings.max_body_bytes,
-                                   token_digest=token_digest(self.token), ingress=self)
+    def __serve_build_asgi_app__(self):
+        return build_fastapi(self)
 
-    async def readiness(self):
+    async def readiness(self) -> dict:
         try:
             await asyncio.wait_for(asyncio.gather(*[m.ping.remote() for m in self.models]), 5.0)
         except Exception as exc:  # timeout or a dead replica: not ready, say why
-            return JSONResponse({"detail": f"model deployments not ready: {type(exc).__name__}: {exc}"[:500], "rejected": []},
-                                status_code=503)
+            raise HTTPError(503, f"model deployments not ready: {type(exc).__name__}: {exc}"[:500]) from None
         return {"status": "ready"}
 
     def info(self) -> InfoResponse:
@@ -335,7 +188,7 @@ class Classifier:
         try:
             meta = MseedMetadata.model_validate_json(metadata or "{}")
         except ValidationError as exc:
-            raise _HTTPError(422, f"invalid metadata: {_problems(exc.errors())}") from None
+            raise _HTTPError(422, f"invalid metadata: {problems(exc.errors())}") from None
         try:
             recordings, rejects = await run_in_threadpool(
                 _inputs.recordings_from_mseed, body, meta, self.config, stationxml)

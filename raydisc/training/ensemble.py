@@ -21,12 +21,9 @@ and only the others are trained.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -37,24 +34,14 @@ from .. import storage
 from ..config import ConfigError
 from ..data.shards import ShardError, read_dataset_info
 from ..labels import CLASS_NAMES
-from ..progress import last_line
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
-from .reporting import HISTORY_COLUMNS, EpochReporter, MemberReports, format_epoch, percent, rounded
+from .members import FINISHED_DIR, MEMBERS_DIR, MemberRun, TrainingError, load_finished, member_name, run_fingerprint
+from .reporting import percent, rounded
 
 log = logging.getLogger(__name__)
 
-MEMBERS_DIR = "members"
-FINISHED_DIR = "finished"
 BUNDLE_DIR = "bundle"
-
-
-class TrainingError(RuntimeError):
-    """One or more ensemble members failed (after their allowed restarts)."""
-
-
-def member_name(member: int) -> str:
-    return f"member-{member:03d}"
 
 
 def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[bool, int]:
@@ -162,13 +149,9 @@ def train_ensemble(
     :func:`raydisc.training.loop._maybe_fail`.
     """
     import ray
-    import ray.data
-    import ray.train
-    from ray.train.torch import TorchTrainer
 
-    from ..ensemble.bundle import BundleError, save_bundle
+    from ..ensemble.bundle import BundleError
     from ..models import input_kind_of, input_shape_of
-    from .loop import datasets_to_split, load_checkpoint_state, train_loop_per_worker
 
     regions = list(regions)
     if not regions:
@@ -177,6 +160,7 @@ def train_ensemble(
     kind = input_kind_of(train_config.architecture)
     input_shape = input_shape_of(train_config.architecture, info.preprocess)
     train_counts = _check_splits(shards, regions, train_events)
+    init_manifest = None
     if init_bundle is not None:
         init_bundle = storage.absolute(init_bundle)
         init_members = list(range(train_config.members)) if init_members is None else [int(m) for m in init_members]
@@ -191,14 +175,53 @@ def train_ensemble(
         raise RuntimeError("train_ensemble needs a running Ray cluster: call ray.init() (or raydisc.runtime.init_ray)")
     use_gpu, concurrent = resolve_resources(train_config, ray.cluster_resources())
     say = progress or (lambda line: None)
+    say(_start_line(train_config, regions, train_counts, weights, init_bundle, concurrent, use_gpu))
+
+    provenance = _provenance(shards, regions, train_config, train_counts, weights, run_dir, train_events,
+                             init_bundle, init_members, init_manifest)
+    storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
+                               json.dumps(provenance, indent=2, sort_keys=True).encode())
+
+    fingerprint = run_fingerprint(provenance)
+    finished = {m: r for m in range(train_config.members)
+                if (r := load_finished(run_dir, m, fingerprint)) is not None}
+    todo = [m for m in range(train_config.members) if m not in finished]
+    if finished:
+        say(f"member(s) {', '.join(map(str, sorted(finished)))} finished in an earlier run of {run_dir}: "
+            f"taken from {storage.join(run_dir, FINISHED_DIR)}; "
+            + (f"training member(s) {', '.join(map(str, todo))}" if todo else "nothing left to train"))
+
+    member_datasets = _member_datasets(shards, regions, kind, train_config, train_events, todo)
+    trainer_config = {"input_shape": list(input_shape), "class_weights": weights.tolist(),
+                      **({"init_bundle": init_bundle, "init_members": init_members} if init_bundle else {}),
+                      "_failure": _failure}
+    run = MemberRun(
+        run_dir=run_dir, train_config=train_config, fingerprint=fingerprint,
+        trainer=lambda member, callback: _member_trainer(member, callback, train_config, run_dir, use_gpu,
+                                                         member_datasets[member], **trainer_config),
+        say=say, history=[row for m in sorted(finished) for row in finished[m]["history"]],
+    )
+    outcomes = _train_members(run, finished, todo, concurrent)
+    _write_bundle(bundle_uri, run_dir, train_config, input_shape, info.preprocess, outcomes, provenance, say)
+    return bundle_uri
+
+
+def _start_line(train_config: TrainConfig, regions: list[str], train_counts: np.ndarray, weights: np.ndarray,
+                init_bundle: str | None, concurrent: int, use_gpu: bool) -> str:
+    """The first progress line: what is trained on what, with which resources."""
     start = (f"fine-tuning from {init_bundle} (freeze: {train_config.freeze})" if init_bundle
              else "training from scratch")
-    say(f"{start}: {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
-        f"{int(train_counts.sum())} training recordings "
-        f"({', '.join(f'{n} {c}' for c, n in zip(CLASS_NAMES, train_counts))}), class weights "
-        f"{[round(float(w), 3) for w in weights]}; {concurrent} member(s) at a time, "
-        f"{train_config.workers_per_member} worker(s) each{' on GPU' if use_gpu else ''}")
+    return (f"{start}: {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
+            f"{int(train_counts.sum())} training recordings "
+            f"({', '.join(f'{n} {c}' for c, n in zip(CLASS_NAMES, train_counts))}), class weights "
+            f"{[round(float(w), 3) for w in weights]}; {concurrent} member(s) at a time, "
+            f"{train_config.workers_per_member} worker(s) each{' on GPU' if use_gpu else ''}")
 
+
+def _provenance(shards: str, regions: list[str], train_config: TrainConfig, train_counts: np.ndarray,
+                weights: np.ndarray, run_dir: str, train_events: Sequence[str] | None, init_bundle: str | None,
+                init_members: list[int] | None, init_manifest: dict | None) -> dict[str, Any]:
+    """What the run was trained from (``train_config.json``, the bundle's provenance)."""
     provenance = {
         "regions": regions, "shards": shards, "train_config": train_config.to_dict(),
         "train_class_counts": dict(zip(CLASS_NAMES, train_counts.tolist())),
@@ -208,21 +231,13 @@ def train_ensemble(
     if init_bundle is not None:
         provenance["init_bundle"] = {"uri": init_bundle, "bundle_id": init_manifest["bundle_id"],
                                      "members": init_members, "regions": init_manifest["provenance"].get("regions")}
-    storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
-                               json.dumps(provenance, indent=2, sort_keys=True).encode())
+    return provenance
 
-    fingerprint = _run_fingerprint(provenance)
-    finished = {m: r for m in range(train_config.members)
-                if (r := _load_finished(run_dir, m, fingerprint)) is not None}
-    todo = [m for m in range(train_config.members) if m not in finished]
-    if finished:
-        say(f"member(s) {', '.join(map(str, sorted(finished)))} finished in an earlier run of {run_dir}: "
-            f"taken from {storage.join(run_dir, FINISHED_DIR)}; "
-            + (f"training member(s) {', '.join(map(str, todo))}" if todo else "nothing left to train"))
 
-    storage_fs, storage_path = storage.pyarrow_filesystem(storage.join(run_dir, MEMBERS_DIR))
-    history: list[dict[str, Any]] = [row for m in sorted(finished) for row in finished[m]["history"]]
-    lock = threading.Lock()
+def _member_datasets(shards: str, regions: list[str], kind: str, train_config: TrainConfig,
+                     train_events: Sequence[str] | None, todo: list[int]) -> dict[int, dict[str, Any]]:
+    """member -> ``{"train", "validation"}`` Ray Data datasets, for the members in ``todo``."""
+    import ray.data
 
     def datasets(member: int):
         return {"train": training_dataset(shards, regions, "train", kind, shuffle_seed=train_config.seed_of(member),
@@ -238,91 +253,80 @@ def train_ensemble(
     bars = data_context.enable_progress_bars
     data_context.enable_progress_bars = False
     try:
-        member_datasets = {m: datasets(m) for m in todo}
+        return {m: datasets(m) for m in todo}
     finally:
         data_context.enable_progress_bars = bars
 
-    def member_trainer(member: int, callback: EpochReporter) -> TorchTrainer:
-        return TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={
-                "train_config": train_config.to_dict(), "member": member, "input_shape": list(input_shape),
-                "class_weights": weights.tolist(), "torch_threads": max(1, int(train_config.cpus_per_worker)),
-                **({"init_bundle": init_bundle, "init_member": init_members[member]} if init_bundle else {}),
-                **(_failure or {}),
-            },
-            scaling_config=ray.train.ScalingConfig(
-                num_workers=train_config.workers_per_member, use_gpu=use_gpu,
-                resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": train_config.gpus_per_worker} if use_gpu else {})},
-            ),
-            datasets=member_datasets[member],
-            # Every worker reads the whole validation split, so validation metrics are
-            # exact without a reduction (streaming_split(equal=True) would drop rows to
-            # balance the workers); training data is split only between several workers.
-            dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(train_config.workers_per_member)),
-            run_config=ray.train.RunConfig(
-                name=member_name(member),
-                storage_path=storage_path,
-                storage_filesystem=storage_fs,
-                failure_config=ray.train.FailureConfig(max_failures=train_config.max_failures),
-                # The latest checkpoint carries the best weights too, so one suffices;
-                # the second survives a crash while the next is being written.
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-                callbacks=[callback],
-            ),
-        )
 
-    def fit_member(member: int) -> dict[str, Any]:
-        def on_row(result: dict[str, Any]) -> None:
-            row = {k: result[k] for k in HISTORY_COLUMNS if k in result}
-            with lock:
-                history.append(row)
-            say(format_epoch(row, train_config.epochs))
+def _member_trainer(member: int, callback, train_config: TrainConfig, run_dir: str, use_gpu: bool,
+                    datasets: dict[str, Any], *, input_shape: list[int], class_weights: list[float],
+                    init_bundle: str | None = None, init_members: list[int] | None = None,
+                    _failure: dict[str, Any] | None = None):
+    """The ``TorchTrainer`` of ``member``, reporting its epochs to ``callback``."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
 
-        started = time.perf_counter()
-        with MemberReports(on_row, lambda text: say(f"member {member:>3}: {text}")) as reports:
-            trainer = member_trainer(member, reports.callback(train_config.max_failures))
-            try:
-                result = trainer.fit()
-            except Exception as exc:  # ray.train.TrainingFailedError: restarts used up, or the controller failed
-                raise TrainingError(f"member {member} (seed {train_config.seed_of(member)}) failed: "
-                                    f"{last_line(exc) or type(exc).__name__}") from exc
-        if result.error is not None or result.checkpoint is None:
-            raise TrainingError(f"member {member} failed: {result.error or 'no checkpoint was reported'}")
-        with result.checkpoint.as_directory() as d:
-            state = load_checkpoint_state(d)
-        best = state["best_model"] if state["best_model"] is not None else state["model"]
-        metrics = {
-            "member": member, "seed": train_config.seed_of(member),
-            "validation_loss": _finite(state["best_validation_loss"]),
-            "validation_accuracy": _finite(state["best_validation_accuracy"]),
-            "best_epoch": int(state["best_epoch"]), "epochs_trained": int(state["epoch"]),
-            "stopped_early": bool(state["stopped_early"]), "train_seconds": round(time.perf_counter() - started, 2),
-            "run_path": storage.join(run_dir, MEMBERS_DIR, member_name(member)),
-        }
-        outcome = {"state": best, "metrics": metrics}
-        with lock:
-            rows = [row for row in history if row.get("member") == member]
-        _save_finished(run_dir, member, fingerprint, outcome, rows)
-        return outcome
+    from .loop import datasets_to_split, train_loop_per_worker
 
+    storage_fs, storage_path = storage.pyarrow_filesystem(storage.join(run_dir, MEMBERS_DIR))
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "train_config": train_config.to_dict(), "member": member, "input_shape": input_shape,
+            "class_weights": class_weights, "torch_threads": max(1, int(train_config.cpus_per_worker)),
+            **({"init_bundle": init_bundle, "init_member": init_members[member]} if init_bundle else {}),
+            **(_failure or {}),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=train_config.workers_per_member, use_gpu=use_gpu,
+            resources_per_worker={"CPU": train_config.cpus_per_worker, **({"GPU": train_config.gpus_per_worker} if use_gpu else {})},
+        ),
+        datasets=datasets,
+        # Every worker reads the whole validation split, so validation metrics are
+        # exact without a reduction (streaming_split(equal=True) would drop rows to
+        # balance the workers); training data is split only between several workers.
+        dataset_config=ray.train.DataConfig(datasets_to_split=datasets_to_split(train_config.workers_per_member)),
+        run_config=ray.train.RunConfig(
+            name=member_name(member),
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            failure_config=ray.train.FailureConfig(max_failures=train_config.max_failures),
+            # The latest checkpoint carries the best weights too, so one suffices;
+            # the second survives a crash while the next is being written.
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[callback],
+        ),
+    )
+
+
+def _train_members(run: MemberRun, finished: dict[int, dict[str, Any]], todo: list[int],
+                   concurrent: int) -> list[dict[str, Any]]:
+    """Every member's outcome in member order: ``finished`` ones as given, those in
+    ``todo`` trained, ``concurrent`` at a time; writes ``history.csv``, then raises
+    TrainingError naming every member that failed."""
     by_member: dict[int, dict[str, Any]] = dict(finished)
     errors = []
     with ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix="member") as pool:
-        futures = {m: pool.submit(fit_member, m) for m in todo}
+        futures = {m: pool.submit(run.fit, m) for m in todo}
         for member, future in futures.items():
             try:
                 by_member[member] = future.result()
             except TrainingError as exc:
                 errors.append(str(exc))
-    if history:
-        storage.write_frame(storage.join(run_dir, "history.csv"),
-                            pd.DataFrame(history).sort_values(["member", "epoch"], kind="stable"))
+    if run.history:
+        storage.write_frame(storage.join(run.run_dir, "history.csv"),
+                            pd.DataFrame(run.history).sort_values(["member", "epoch"], kind="stable"))
     if errors:
-        raise TrainingError("; ".join(errors) + f" (checkpoints and logs under {storage.join(run_dir, MEMBERS_DIR)}; "
+        raise TrainingError("; ".join(errors) + f" (checkpoints and logs under {storage.join(run.run_dir, MEMBERS_DIR)}; "
                             "a re-run with the same run directory trains only the members that did not finish)")
+    return [by_member[m] for m in range(run.train_config.members)]
 
-    outcomes = [by_member[m] for m in range(train_config.members)]
+
+def _write_bundle(bundle_uri: str, run_dir: str, train_config: TrainConfig, input_shape, preprocess,
+                  outcomes: list[dict[str, Any]], provenance: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Write ``members.csv`` and the bundle of the members' ``outcomes``; say which is best."""
+    from ..ensemble.bundle import save_bundle
+
     member_metrics = [o["metrics"] for o in outcomes]
     storage.write_frame(storage.join(run_dir, "members.csv"), pd.DataFrame(member_metrics))
     save_bundle(
@@ -330,7 +334,7 @@ def train_ensemble(
         architecture=train_config.architecture,
         hparams=train_config.hparams,
         input_shape=input_shape,
-        preprocess_config=info.preprocess,
+        preprocess_config=preprocess,
         member_state_dicts=[o["state"] for o in outcomes],
         member_metrics=member_metrics,
         provenance=provenance,
@@ -339,58 +343,6 @@ def train_ensemble(
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
         f"{rounded(best['validation_loss'])}, accuracy {percent(best['validation_accuracy'])}; "
         f"per-epoch history in {storage.join(run_dir, 'history.csv')})")
-    return bundle_uri
-
-
-def _run_fingerprint(provenance: dict[str, Any]) -> str:
-    """What a finished member's result depends on: the provenance of its run (config,
-    shards, regions, initial bundle, ...) without the run directory and the ensemble
-    size (member ``i`` trains the same way whatever the number of members: a run can be
-    continued with more members)."""
-    key = {k: v for k, v in provenance.items() if k != "run_dir"}
-    key["train_config"] = {k: v for k, v in key["train_config"].items() if k != "members"}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _save_finished(run_dir: str, member: int, fingerprint: str, outcome: dict[str, Any],
-                   history: list[dict[str, Any]]) -> None:
-    """Write a trained member's weights, then (last, as the marker) its metrics."""
-    from safetensors.torch import save
-
-    base = storage.join(run_dir, FINISHED_DIR, member_name(member))
-    data = save({k: v.detach().cpu().contiguous().clone() for k, v in outcome["state"].items()})
-    storage.write_bytes_atomic(base + ".safetensors", data)
-    record = {"fingerprint": fingerprint, "sha256": hashlib.sha256(data).hexdigest(),
-              "metrics": outcome["metrics"], "history": history}
-    storage.write_bytes_atomic(base + ".json", json.dumps(record, default=_jsonable_scalar).encode())
-
-
-def _load_finished(run_dir: str, member: int, fingerprint: str) -> dict[str, Any] | None:
-    """The result of ``member`` finished by an earlier run with the same settings, or
-    None (not finished, other settings, or unreadable: then it is trained again)."""
-    from safetensors.torch import load
-
-    base = storage.join(run_dir, FINISHED_DIR, member_name(member))
-    try:
-        record = json.loads(storage.read_bytes(base + ".json"))
-    except FileNotFoundError:
-        return None
-    if record.get("fingerprint") != fingerprint:
-        log.warning("member %d: %s holds a result of other settings; training it again", member, base)
-        return None
-    data = storage.read_bytes(base + ".safetensors")
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        log.warning("member %d: %s.safetensors does not match its checksum; training it again", member, base)
-        return None
-    return {"state": load(data), "metrics": record["metrics"], "history": record.get("history", [])}
-
-
-def _jsonable_scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else str(value)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 __all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "member_name", "resolve_resources",
