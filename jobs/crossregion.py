@@ -14,7 +14,7 @@ end; ``raydisc report RUN_DIR`` regenerates it from the stored tables alone.
 import argparse
 import dataclasses
 
-from raydisc.cli import add_verbose_argument, comma_list
+from raydisc.cli_options import add_verbose_argument, comma_list
 from raydisc.experiments.crossregion import SCALES, CrossRegionConfig, prepare_synthetic_shards, run_crossregion
 from raydisc.experiments.report import write_report
 from raydisc.models import FREEZE_STRATEGIES

@@ -16,7 +16,8 @@ import argparse
 import sys
 
 from raydisc import storage
-from raydisc.cli import add_train_options, add_verbose_argument, finetune_config_from_args
+from raydisc.cli_options import add_verbose_argument
+from raydisc.training.cli import add_train_options, finetune_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
 from raydisc.training.finetune import finetune_ensemble

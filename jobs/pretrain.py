@@ -14,7 +14,8 @@ event level on the same regions' test split (tables and figures in
 import argparse
 import sys
 
-from raydisc.cli import add_train_options, add_verbose_argument, comma_list, train_config_from_args
+from raydisc.cli_options import add_verbose_argument, comma_list
+from raydisc.training.cli import add_train_options, train_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
 from raydisc.training import train_ensemble

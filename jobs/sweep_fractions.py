@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from raydisc.experiments.sweep import add_sweep_arguments, read_failures, run_sweep, sweep_config_from_args
-from raydisc.cli import add_verbose_argument
+from raydisc.cli_options import add_verbose_argument
 from raydisc.runtime import init_ray
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -925,7 +925,7 @@ def test_truncated_files_read_partially(tmp_path):
 
 
 def test_cli_generate_field_test(tmp_path):
-    from raydisc.cli import add_generate_arguments, run_generate
+    from raydisc.synthetic.cli import add_generate_arguments, run_generate
     from raydisc.config import ConfigError
 
     parser = argparse.ArgumentParser()

@@ -1,5 +1,5 @@
 """Command-line interface of the data sources: ``raydisc fetch``, ``import-folder``,
-``import-seisbench`` and ``export-seisbench``.
+``import-seisbench`` and ``export-seisbench``; ``raydisc preprocess`` and ``summary``.
 
 Every importer writes a normal archive region (QuakeML + StationXML + per-event
 miniSEED, see :mod:`raydisc.data.archive_writer`), so ``preprocess``, ``train``,
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import ConfigError
+from ..cli_options import add_command, comma_list
+from ..config import (ConfigError, PipelineConfig, PreprocessConfig, SplitConfig, add_raw_data_arguments,
+                      raw_data_from_args)
 
 
 def _print_import(summary: dict, archive: str, region: str) -> None:
@@ -191,3 +193,127 @@ def run_export_seisbench(args: argparse.Namespace) -> int:
 __all__ = ["add_export_seisbench_arguments", "add_fetch_arguments", "add_import_folder_arguments",
            "add_import_seisbench_arguments", "add_seisbench_arguments", "run_export_seisbench", "run_fetch",
            "run_import_folder", "run_import_seisbench", "seisbench_config_from_args"]
+
+
+def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = PreprocessConfig()
+    parser.add_argument("archive", help="waveform archive folder or URI ({region}/catalog.xml, inventory.xml, waveforms/)")
+    parser.add_argument("shards", help="output folder or URI for the Parquet shards")
+    parser.add_argument("--regions", help="comma-separated regions (default: every region in the archive)")
+    parser.add_argument("--config", help="JSON file with PreprocessConfig fields (the flags below override it)")
+    parser.add_argument("--window-reference", choices=["p_arrival", "origin"],
+                        help=f"cut the window around the station's P pick or the origin time (default: {defaults.window_reference})")
+    parser.add_argument("--window-start", type=float, help=f"window start relative to the reference, s (default: {defaults.window_start_s})")
+    parser.add_argument("--window-length", type=float, help=f"window length, s (default: {defaults.window_length_s})")
+    parser.add_argument("--target-rate", type=float, help=f"common sampling rate, Hz (default: {defaults.target_rate_hz})")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the event-wise split (default: %(default)s)")
+    parser.add_argument("--events-per-shard", type=int, default=PipelineConfig().events_per_shard,
+                        help="events per Parquet shard (default: %(default)s)")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+    add_raw_data_arguments(parser)
+    add_seisbench_arguments(parser)
+
+
+def preprocess_config_from_args(args: argparse.Namespace) -> PreprocessConfig:
+    values = {}
+    if args.config:
+        with open(args.config) as f:
+            values = json.load(f)
+    overrides = {
+        "window_reference": args.window_reference,
+        "window_start_s": args.window_start,
+        "window_length_s": args.window_length,
+        "target_rate_hz": args.target_rate,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(raw_data_from_args(args))
+    return PreprocessConfig.from_dict(values)
+
+
+def run_preprocess(args: argparse.Namespace) -> int:
+    from .pipeline import format_summary, run_preprocessing
+    from .seisbench_format import is_seisbench_dataset
+    from .seisbench_source import run_seisbench_preprocessing
+    from ..progress import Progress
+    from ..runtime import init_ray
+
+    config = preprocess_config_from_args(args)
+    init_ray(args.address, verbose=args.verbose)
+    print(f"preprocessing {args.archive} into {args.shards}", flush=True)
+    with Progress("preprocessing", unit="shards") as bar:
+        def progress(row: dict, total: int) -> None:
+            bar.total = total
+            bar.update(note=f"last: {row['region']} {row['recordings']} recordings, {row['rejects']} rejects")
+
+        split_config = SplitConfig(seed=args.split_seed)
+        pipeline_config = PipelineConfig(events_per_shard=args.events_per_shard)
+        if is_seisbench_dataset(args.archive):
+            if args.regions:
+                raise ConfigError("--regions selects regions of an archive; a SeisBench dataset is one region "
+                                  "(name it with --seisbench-region)")
+            summary = run_seisbench_preprocessing(args.archive, args.shards, seisbench_config_from_args(args), config,
+                                                  split_config, pipeline_config, progress)
+        else:
+            summary = run_preprocessing(args.archive, args.shards, comma_list(args.regions), preprocess_config=config,
+                                        split_config=split_config, pipeline_config=pipeline_config, progress=progress)
+    print(format_summary(summary))
+    print(f"shards in {args.shards} (`raydisc summary {args.shards}` shows these counts again)")
+    return 0
+
+
+def add_summary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", help="shard folder or URI")
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from .pipeline import format_summary
+    from .shards import read_dataset_info, summarize
+
+    read_dataset_info(args.shards)
+    print(format_summary(summarize(args.shards)))
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``fetch``, ``import-folder``, ``import-seisbench``, ``export-seisbench``,
+    ``preprocess`` and ``summary`` to the subcommands ``sub`` of the ``raydisc`` parser."""
+    add_command(sub, add_fetch_arguments, run_fetch, "fetch",
+                help="build an archive region from FDSN web services (event, station, dataselect)",
+                description="Ask fdsnws-event for the events of a time span (by event type, magnitude, box), "
+                            "fdsnws-station for the stations at response level, and fdsnws-dataselect (bulk "
+                            "requests) for each event's waveforms at the stations within --max-distance; write "
+                            "them as an archive region. Requests are rate-limited and retried; what failed is "
+                            "recorded in REGION/import_rejects.csv; a re-run asks only for what is missing.")
+    add_command(sub, add_import_folder_arguments, run_import_folder, "import-folder",
+                help="build an archive region from a miniSEED folder and a label CSV",
+                description="Write a catalog from the label table, copy the StationXML, and gather each "
+                            "event's miniSEED by file name pattern or by time window; rows and files that "
+                            "cannot be used are recorded in REGION/import_rejects.csv.")
+    add_command(sub, add_import_seisbench_arguments, run_import_seisbench, "import-seisbench",
+                help="write a SeisBench-format dataset as an archive region (for re-labelling)",
+                description="Write a SeisBench dataset's events (QuakeML, with its P picks), stations "
+                            "(StationXML: --seisbench-inventory, or one from the metadata columns) and traces "
+                            "(per-event miniSEED) as an archive region. `raydisc preprocess` reads datasets "
+                            "directly; this is for the tools that want a catalog (reprocess, serve URIs).")
+    add_command(sub, add_export_seisbench_arguments, run_export_seisbench, "export-seisbench",
+                help="write shards (model inputs) or an archive (raw traces) as a SeisBench dataset",
+                description="A shard folder: its model inputs (Z, N, E at the target rate) with labels and "
+                            "splits, one chunk per region. An archive: each usable station recording's raw "
+                            "traces in counts with the catalog's picks and raydisc's split; read back with "
+                            "the region's StationXML, it gives the archive's model inputs.")
+
+    add_command(sub, add_preprocess_arguments, run_preprocess, "preprocess",
+                help="turn an archive into Parquet shards (Ray Data)",
+                description="Read catalog + inventory + miniSEED with ObsPy, cut each station's window (1, 2 or 3 "
+                            "components: Z-only stations, 1/2 horizontals rotated to N/E; the best band by "
+                            "--channel-priority; around the catalog's P pick or, without one, the P arrival "
+                            "predicted from the origin), remove the full instrument response, band-pass, "
+                            "resample (any rate >= 38 Hz), and write spectrograms and normalised waveforms into "
+                            "Parquet shards per region, with an event-wise train/validation/test split. "
+                            "Unusable recordings go to a rejects table with the reason; stations without data "
+                            "are counted apart. Re-running skips complete shards. ARCHIVE holds "
+                            "{region}/catalog.xml (QuakeML), {region}/inventory.xml (StationXML, complete or "
+                            "partial) and {region}/waveforms/{event_id}.mseed; see docs/real-data.md.")
+
+    add_command(sub, add_summary_arguments, run_summary, "summary",
+                help="counts per region/split/class and rejects of a shard folder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_options import add_command
 from ..config import add_raw_data_arguments, raw_data_from_args
 from .pipeline import ReprocessConfig, format_summary, reprocess_archives
 from .sources import WAVEFORM_FORMATS, RegionSource, sources_from_archive
@@ -82,4 +83,13 @@ def run_reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_reprocess_arguments", "run_reprocess", "sources_from_args"]
+def register(sub) -> None:
+    """Add ``reprocess`` to the subcommands ``sub`` of the ``raydisc`` parser."""
+    add_command(sub, add_reprocess_arguments, run_reprocess, "reprocess",
+                help="classify whole archives with a bundle (Ray Data batch inference)",
+                description="Classify every station recording of every catalog event of one or more "
+                            "regions; write station and event tables (Parquet), annotated QuakeML, and the "
+                            "events whose verdict contradicts the catalog. Re-runs finish what is missing.")
+
+
+__all__ = ["register", "add_reprocess_arguments", "run_reprocess", "sources_from_args"]

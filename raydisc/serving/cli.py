@@ -1,9 +1,7 @@
 """``raydisc serve BUNDLE``: run the classification endpoint on a Ray cluster.
 
-Wire into the main CLI with::
-
-    p = subparsers.add_parser("serve", help="HTTP classification endpoint (Ray Serve)")
-    add_serve_arguments(p); p.set_defaults(func=run_serve)
+:func:`register` adds it to the ``raydisc`` parser; a job's own parser can take
+:func:`add_serve_arguments` and :func:`run_serve`.
 
 Authentication is off unless a token is given (``--token``, ``--token-file``,
 ``$RAYDISC_SERVE_TOKEN`` or ``$RAYDISC_SERVE_TOKEN_FILE``); clients then send
@@ -16,6 +14,8 @@ import argparse
 import json
 import sys
 import time
+
+from ..cli_options import add_command
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,4 +98,13 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_serve_arguments", "run_serve", "settings_from_args"]
+def register(sub) -> None:
+    """Add ``serve`` to the subcommands ``sub`` of the ``raydisc`` parser."""
+    add_command(sub, add_serve_arguments, run_serve, "serve",
+                help="HTTP classification endpoint for a bundle (Ray Serve)",
+                description="Deploy the soft-voting ensemble of BUNDLE behind an HTTP API (OpenAPI at "
+                            "/v1/openapi.json): miniSEED, JSON arrays or object-storage URIs of one event "
+                            "in, per-station probabilities, member votes, spread and the event verdict out.")
+
+
+__all__ = ["register", "add_serve_arguments", "run_serve", "settings_from_args"]

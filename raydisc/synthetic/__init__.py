@@ -6,7 +6,8 @@ earthquakes and ripple-fired quarry blasts recorded by three different networks.
 >>> generate_archive("/tmp/archive", specs={"field": field_test_spec(REGIONS["basin"])},
 ...                  events_per_region=10)  # doctest: +SKIP
 
-Modules: :mod:`.regions` (all physical parameters), :mod:`.recording` (how a network
+Modules: :mod:`.specs` (parameter dataclasses), :mod:`.instruments` (sensors),
+:mod:`.regions` (the built-in regions' parameters), :mod:`.recording` (how a network
 records and reports: :class:`RecordingSpec`), :mod:`.physics` (sources, propagation,
 noise, instruments), :mod:`.events` (keyed sampling of networks and events),
 :mod:`.stations` (per-station recording plan, field-test preset), :mod:`.waveforms`
@@ -16,7 +17,8 @@ files), :mod:`.inventory` (StationXML), :mod:`.generate` (file writing).
 from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, sample_event, true_type_of
 from .generate import generate_archive, generate_region
 from .recording import CRATON_RECORDING, RecordingSpec
-from .regions import REGIONS, RegionSpec
+from .regions import REGIONS
+from .specs import RegionSpec
 from .stations import FIELD_TEST, StationPlan, build_plan, field_test_spec
 
 __all__ = [

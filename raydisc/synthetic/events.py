@@ -15,7 +15,7 @@ from obspy import UTCDateTime
 
 from ..data.layout import RESOURCE_ID_PREFIX
 from .physics import KM_PER_DEGREE, brune_corner_hz, moment_from_magnitude
-from .regions import RegionSpec
+from .specs import RegionSpec
 
 EARTHQUAKE = "earthquake"
 QUARRY_BLAST = "quarry blast"

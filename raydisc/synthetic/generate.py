@@ -32,11 +32,11 @@ from ..data import layout
 from ..storage import join, open_atomic, write_bytes_atomic
 from . import physics
 from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, local_to_geographic, sample_event, waveform_rng
-# AGENCY, CREATED, build_inventory, channel_response, mseed_bytes: re-exported, they lived here.
-from .inventory import AGENCY, CREATED, build_inventory, channel_response, inventory_bytes  # noqa: F401
-from .regions import REGIONS, RegionSpec
+from .inventory import AGENCY, CREATED, inventory_bytes
+from .regions import REGIONS
+from .specs import RegionSpec
 from .stations import StationPlan, build_plan, corrupt_events
-from .streams import MSEED_RECORD_LENGTH, corrupt, event_stream, mseed_bytes  # noqa: F401
+from .streams import corrupt, event_stream, mseed_bytes
 from .waveforms import build_grid
 
 #: Events serialised to QuakeML per batch: ObsPy event objects are heavy (a few hundred

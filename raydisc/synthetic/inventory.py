@@ -20,7 +20,8 @@ from obspy.core.inventory.response import CoefficientsTypeResponseStage, Respons
 
 from . import physics
 from .events import Network
-from .regions import InstrumentSpec, RegionSpec
+from .instruments import InstrumentSpec
+from .specs import RegionSpec
 from .stations import RESPONSE_FULL, RESPONSE_NONE, RESPONSE_SENSITIVITY, StationPlan
 
 #: Fixed creation time, so the written files depend only on the seed.

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import scipy.fft
 
-from .regions import CrustModel, InstrumentSpec, NoiseSpec
+from .instruments import InstrumentSpec
+from .specs import CrustModel, NoiseSpec
 
 KM_PER_DEGREE = 111.195  # mean Earth radius 6371 km
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # regions.py imports this module: no run-time import back
-    from .regions import InstrumentSpec
+if TYPE_CHECKING:  # only for annotations: recording sits below the region specs
+    from .instruments import InstrumentSpec
 
 #: Ground-motion components a station can have, in channel order.
 COMPONENTS = "ZNE"

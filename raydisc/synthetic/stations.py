@@ -18,7 +18,8 @@ from obspy import UTCDateTime
 
 from .events import Network, recording_rng
 from .recording import RecordingSpec
-from .regions import BROADBAND_120S, SHORT_PERIOD_2HZ, InstrumentSpec, RegionSpec
+from .instruments import BROADBAND_120S, SHORT_PERIOD_2HZ, InstrumentSpec
+from .specs import RegionSpec
 
 #: SEED instrument code of every channel: high-gain seismometer.
 INSTRUMENT_CODE = "H"

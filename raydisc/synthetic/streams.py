@@ -17,7 +17,7 @@ from scipy import signal
 
 from . import physics
 from .events import SyntheticEvent, recording_rng
-from .regions import RegionSpec
+from .specs import RegionSpec
 from .stations import StationPlan, resample_factors
 from .waveforms import RegionGrid, synthesize_series, to_counts
 

@@ -18,7 +18,7 @@ import scipy.fft as sfft
 
 from . import physics
 from .events import Network, SyntheticEvent
-from .regions import RegionSpec
+from .specs import RegionSpec
 
 #: Extra samples (s) beyond the kept window so that filter tails and the coda of
 #: late arrivals do not wrap around the circular FFT into the window.
