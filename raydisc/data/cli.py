@@ -190,11 +190,6 @@ def run_export_seisbench(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_export_seisbench_arguments", "add_fetch_arguments", "add_import_folder_arguments",
-           "add_import_seisbench_arguments", "add_seisbench_arguments", "run_export_seisbench", "run_fetch",
-           "run_import_folder", "run_import_seisbench", "seisbench_config_from_args"]
-
-
 def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = PreprocessConfig()
     parser.add_argument("archive", help="waveform archive folder or URI ({region}/catalog.xml, inventory.xml, waveforms/)")
@@ -317,3 +312,23 @@ def register(sub) -> None:
 
     add_command(sub, add_summary_arguments, run_summary, "summary",
                 help="counts per region/split/class and rejects of a shard folder")
+
+
+__all__ = [
+    "add_export_seisbench_arguments",
+    "add_fetch_arguments",
+    "add_import_folder_arguments",
+    "add_import_seisbench_arguments",
+    "add_preprocess_arguments",
+    "add_seisbench_arguments",
+    "add_summary_arguments",
+    "preprocess_config_from_args",
+    "register",
+    "run_export_seisbench",
+    "run_fetch",
+    "run_import_folder",
+    "run_import_seisbench",
+    "run_preprocess",
+    "run_summary",
+    "seisbench_config_from_args",
+]
