@@ -22,7 +22,8 @@ import torch
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
-from raydisc.data.pipeline import PipelineError, preprocess_recordings
+from raydisc.data.pipeline import PipelineError
+from raydisc.features.batch import preprocess_recordings
 from raydisc.data.sds import convert_to_sds
 from raydisc.ensemble import load_bundle, save_bundle, soft_vote
 from raydisc.models import build_model, input_shape_of

@@ -2,7 +2,7 @@
 
 :class:`Ensemble` wraps the one bundle loader (:func:`raydisc.ensemble.load_bundle`), the
 one ingestion (:func:`raydisc.data.ingest.cut_recordings_from_stream`) and
-preprocessing (:func:`raydisc.data.pipeline.preprocess_recordings`) code, and the one
+preprocessing (:func:`raydisc.features.batch.preprocess_recordings`) code, and the one
 result schema (:func:`raydisc.ensemble.results.classify_response`): the same event gives
 the same probabilities here, at the Serve endpoint and in the re-labelling tables.
 Nothing here needs Ray.
@@ -18,7 +18,7 @@ import obspy
 
 from ..config import with_raw_data
 from ..data.ingest import EventInfo, Reject, StationInfo, cut_recordings_from_stream, read_catalog, read_stations
-from ..data.pipeline import preprocess_recordings
+from ..features.batch import preprocess_recordings
 from ..data.records import NOT_LOSSES
 from ..ensemble import EnsembleBundle, load_bundle
 from ..ensemble.results import classify_response

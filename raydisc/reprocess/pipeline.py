@@ -41,7 +41,8 @@ import numpy as np
 from ..config import PreprocessConfig, with_raw_data
 from ..data.ingest import (CatalogEntry, IngestError, Recording, Reject, StationInfo, index_catalog,
                            parse_catalog_entries_isolating, read_stations)
-from ..data.pipeline import PipelineError, preprocess_recordings
+from ..data.pipeline import PipelineError
+from ..features.batch import preprocess_recordings
 from ..data.records import NOT_LOSSES, cap
 from ..data.shards import write_table_atomic
 from ..ensemble import EnsembleBundle, load_bundle, read_manifest

@@ -6,7 +6,7 @@ Modules
   Serve application (also the ``import_path`` of ``serve_config.yaml``).
 * :mod:`.inputs` — request forms -> recordings -> model inputs, through the project's
   ingest (:func:`~raydisc.data.ingest.cut_recordings_from_stream`) and preprocessing
-  (:func:`~raydisc.data.pipeline.preprocess_recordings`) with the bundle's config.
+  (:func:`~raydisc.features.batch.preprocess_recordings`) with the bundle's config.
 * :mod:`.schemas` — request/response models (OpenAPI); :mod:`.client` — Python client;
   :mod:`.cli` — ``raydisc serve BUNDLE``.
 * :mod:`.settings` — :class:`~.settings.ServeSettings` and the token sources;

@@ -2,7 +2,7 @@
 
 All three forms end in :func:`raydisc.data.ingest.cut_recordings_from_stream` (the
 arrays form is wrapped into an ObsPy stream first) and then
-:func:`raydisc.data.pipeline.preprocess_recordings` with the bundle's config: the same
+:func:`raydisc.features.batch.preprocess_recordings` with the bundle's config: the same
 cutting rules, reject reasons and preprocessing as training. Nothing here touches Ray.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..data.ingest import (
     read_stations,
 )
 from ..data.inventory import parse_stationxml
-from ..data.pipeline import preprocess_recordings
+from ..features.batch import preprocess_recordings
 from .locations import AllowedLocations, LocationRefused
 from .schemas import MAX_STATIONS, ArraysRequest, MseedMetadata, UriRequest, posix_seconds
 
