@@ -346,7 +346,7 @@ def test_cli_sources(tiny_archive):
 def test_one_bad_recording_costs_only_itself(tiny_archive):
     """A recording that breaks the vectorized preprocessing call, or gives non-finite
     inputs, is rejected alone; the others of its batch are kept."""
-    from raydisc.reprocess.pipeline import _preprocess_isolating
+    from raydisc.data.chunks import preprocess_isolating
 
     source = sources_from_archive(tiny_archive, ["craton"])[0]
     stations = read_stations(source.inventory)
@@ -356,7 +356,8 @@ def test_one_bad_recording_costs_only_itself(tiny_archive):
     recordings[1].counts[0, 5] = np.inf
     recordings[3].counts = recordings[3].counts[:, :100]  # wrong length: the batched call raises
     with np.errstate(all="ignore"):
-        kept, inputs, rejects = _preprocess_isolating(recordings, CFG, "spectrogram", source)
+        kept, inputs, rejects = preprocess_isolating(recordings, CFG, source.waveform_uri, ("spectrogram",))
+    inputs = inputs["spectrogram"]
     assert len(kept) == len(inputs) == len(recordings) - 2
     assert {r.station for r in rejects} == {recordings[1].key, recordings[3].key}
     assert all(r.reason == "preprocessing_error" and r.source.endswith(".mseed") for r in rejects)

@@ -15,25 +15,16 @@ import pickle
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import pyarrow as pa
+import numpy as np
 
 from ..config import PipelineConfig, PreprocessConfig, SplitConfig
-from ..features.batch import preprocess_recordings
 from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
 from ..labels import UnknownLabelError, label_of
-from .ingest import (
-    CatalogEntry,
-    Recording,
-    StationInfo,
-    cut_recordings,
-    index_catalog,
-    parse_catalog_entries_isolating,
-    read_stations,
-)
+from .chunks import chunked, cut_and_preprocess, index_region, task_dataset, write_rejects
+from .ingest import CatalogEntry, Recording, StationInfo, cut_recordings
 from .shards import (
-    REJECT_SCHEMA,
     SCHEMA_VERSION,
     DatasetInfo,
     build_shard_table,
@@ -81,12 +72,9 @@ def plan_shards(
     """
     tasks = []
     for region in regions:
-        entries = index_catalog(layout.catalog_uri(archive, region))
-        stations = read_stations(layout.inventory_uri(archive, region))
+        entries, stations = index_region(layout.catalog_uri(archive, region), layout.inventory_uri(archive, region))
         splits = assign_splits(_labelled(entries), split_config)
-        size = pipeline_config.events_per_shard
-        for index, start in enumerate(range(0, len(entries), size)):
-            chunk = tuple(entries[start : start + size])
+        for index, chunk in enumerate(chunked(entries, pipeline_config.events_per_shard)):
             tasks.append(
                 ShardTask(archive, output, region, index, chunk,
                           {e.event_id: splits.get(e.event_id, "") for e in chunk}, stations)
@@ -125,30 +113,32 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
 
 
 def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
-    """Build one shard: read, cut, preprocess, write rejects then the shard. Returns a summary."""
+    """Build one shard with the shared chunk worker (:func:`raydisc.data.chunks.cut_and_preprocess`:
+    parse, cut, preprocess, isolate failures), then write rejects and shard. Returns a summary."""
     reuse_freed_array_memory()
-    recordings: list[Recording] = []
-    events, rejects = parse_catalog_entries_isolating(list(task.entries), task.region)
-    for event in events:
-        found, rejected = cut_recordings(
-            layout.waveform_uri(task.archive, task.region, event.event_id), event, task.stations, config
-        )
-        recordings += found
-        rejects += rejected
-    write_shard(task.output, task.region, task.index, recordings, rejects, task.splits, config)
+
+    def source(event_id: str) -> str:
+        return layout.waveform_uri(task.archive, task.region, event_id)
+
+    def cut(event):
+        return cut_recordings(source(event.event_id), event, task.stations, config)
+
+    chunk = cut_and_preprocess(task.entries, task.region, cut, config, source)
+    write_shard(task.output, task.region, task.index, chunk.recordings, chunk.inputs, chunk.rejects, task.splits,
+                config)
     return {"region": task.region, "shard": task.index, "events": len(task.entries),
-            "recordings": len(recordings), "rejects": len(rejects), "error": ""}
+            "recordings": len(chunk.recordings), "rejects": len(chunk.rejects), "error": ""}
 
 
-def write_shard(output: str, region: str, index: int, recordings: list[Recording], rejects: list,
-                splits: dict[str, str], config: PreprocessConfig) -> None:
-    """Preprocess ``recordings`` and write shard ``index`` of ``region``: its rejects
-    table first, then the shard (both atomically, so an existing shard is complete).
+def write_shard(output: str, region: str, index: int, recordings: list[Recording], inputs: dict[str, np.ndarray],
+                rejects: list, splits: dict[str, str], config: PreprocessConfig) -> None:
+    """Write shard ``index`` of ``region``: its rejects table first, then the shard (both
+    atomically, so an existing shard is complete). ``inputs``: kind -> float32
+    ``(len(recordings), *shape)`` (:func:`raydisc.data.chunks.preprocess_isolating`);
     ``splits``: event id -> split of every recording's event."""
     columns = _metadata_columns(recordings, splits)
-    columns.update(preprocess_recordings(recordings, config))
-    reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
-    write_table_atomic(rejects_uri(output, region, index), reject_table)
+    columns.update(inputs)
+    write_rejects(rejects_uri(output, region, index), rejects)
     write_table_atomic(shard_uri(output, region, index), build_shard_table(columns, config))
 
 
@@ -201,15 +191,10 @@ def run_shard_tasks(todo: list, row_fn: Callable[[dict, PreprocessConfig], dict]
     ``row_fn({"task": pickled task}, config)`` returns the shard's summary row (with an
     ``error`` for a shard that failed); raises :class:`PipelineError` naming the first
     failed shard after all others have finished."""
-    import ray
 
     if not todo:
         return
-    # One row per shard. Tasks travel pickled (our own objects, made in this driver):
-    # a bytes column is native to Arrow, whereas a dataclass column makes Ray Data fall
-    # back to Python objects (with a conversion traceback in the log).
-    items = [{"task": pickle.dumps(t)} for t in todo]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    dataset = task_dataset(todo)  # one row per shard
     map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
     results = dataset.map(row_fn, fn_kwargs={"config": preprocess_config}, **map_kwargs)
     failed = []

@@ -293,14 +293,13 @@ class Classifier:
             raise _HTTPError(422, f"unusable station recording(s): {names}", rejects)
         if not recordings:
             raise _HTTPError(422, "no usable station recording in the request", rejects)
-        try:
-            x = await run_in_threadpool(_inputs.model_inputs, recordings, self.config, self.bundle.input_kind)
-        except ValueError as exc:
-            raise _HTTPError(422, f"preprocessing failed: {exc}", rejects) from None
-        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
-        if not finite.all():
-            bad = [recordings[i].key for i in np.flatnonzero(~finite)]
-            raise _HTTPError(422, f"preprocessing gave non-finite model input for station(s) {bad}", rejects)
+        # Failed or non-finite inputs become preprocessing_error rejects, as in the jobs.
+        recordings, x, failed = await run_in_threadpool(_inputs.isolated_inputs, recordings, self.config,
+                                                        self.bundle.input_kind)
+        rejects = rejects + failed
+        if failed and (on_reject == "fail" or not recordings):
+            names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in failed)
+            raise _HTTPError(422, f"preprocessing failed for station recording(s): {names}", rejects)
         parts = await asyncio.gather(*[m.remote(x) for m in self.models])
         member_probs = np.concatenate(parts, axis=0)  # (n_members, n, n_classes)
         return self._response(recordings, rejects, member_probs, event_id)

@@ -26,6 +26,7 @@ from ..data.ingest import (
     read_mseed_bytes,
     read_stations,
 )
+from ..data.chunks import preprocess_isolating
 from ..data.inventory import parse_stationxml
 from ..features.batch import preprocess_recordings
 from .locations import AllowedLocations, LocationRefused
@@ -193,6 +194,15 @@ def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: st
     return preprocess_recordings(recordings, config)[kind]
 
 
-__all__ = ["InputError", "model_inputs", "read_mseed",
+def isolated_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str, source: str = "request"
+                    ) -> tuple[list[Recording], np.ndarray, list[Reject]]:
+    """The usable recordings, their ``(n, *input_shape)`` float32 inputs of ``kind`` and
+    ``preprocessing_error`` rejects for the others (:func:`raydisc.data.chunks.preprocess_isolating`,
+    the jobs' and the Python API's failure isolation)."""
+    kept, inputs, rejects = preprocess_isolating(recordings, config, source, (kind,))
+    return kept, inputs[kind], rejects
+
+
+__all__ = ["InputError", "isolated_inputs", "model_inputs", "read_mseed",
            "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
            "stations_from_stationxml"]
