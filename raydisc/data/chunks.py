@@ -59,7 +59,7 @@ def preprocess_isolating(recordings: Sequence[Recording], config: PreprocessConf
     """
     recordings = list(recordings)
     try:
-        batches = [(recordings, preprocess_recordings(recordings, config))]
+        batches = [(recordings, preprocess_recordings(recordings, config))] if recordings else []
     except Exception:
         batches = []
         for r in recordings:
