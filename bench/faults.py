@@ -86,7 +86,7 @@ def event_request(archive: str, bundle_uri: str) -> dict:
     from raydisc import storage
     from raydisc.data import layout
     from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
-    from raydisc.data.pipeline import preprocess_recordings
+    from raydisc.features.batch import preprocess_recordings
     from raydisc.ensemble import load_bundle, soft_vote
 
     ev = read_catalog(layout.catalog_uri(archive, REGION), REGION)[0]

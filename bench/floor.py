@@ -40,7 +40,7 @@ from reprocess import ARCH, make_bundle  # noqa: E402
 from raydisc.config import PreprocessConfig  # noqa: E402
 from raydisc.data import layout  # noqa: E402
 from raydisc.data.ingest import cut_recordings_from_stream, read_catalog, read_stations  # noqa: E402
-from raydisc.data.pipeline import preprocess_recordings  # noqa: E402
+from raydisc.features.batch import preprocess_recordings  # noqa: E402
 from raydisc.ensemble import fuse_ensemble, load_bundle  # noqa: E402
 from raydisc.reprocess import ReprocessConfig, reprocess_archives, sources_from_archive  # noqa: E402
 from raydisc.reprocess.tables import recording_hash  # noqa: E402

@@ -49,7 +49,7 @@ from raydisc.config import PreprocessConfig  # noqa: E402
 from raydisc.data import layout  # noqa: E402
 from raydisc.data.ingest import cut_recordings_from_stream, read_catalog, read_stations  # noqa: E402
 from raydisc.ensemble import load_bundle, save_bundle  # noqa: E402
-from raydisc.data.pipeline import preprocess_recordings  # noqa: E402
+from raydisc.features.batch import preprocess_recordings  # noqa: E402
 from raydisc.models import build_model, input_shape_of  # noqa: E402
 from raydisc.reprocess import ReprocessConfig, reprocess_archives, sources_from_archive  # noqa: E402
 from raydisc.runtime import reuse_freed_array_memory  # noqa: E402

@@ -18,7 +18,7 @@ from obspy.geodetics import gps2dist_azimuth
 from raydisc.config import PreprocessConfig
 from raydisc.data.catalog import EventInfo
 from raydisc.data.inventory import read_stations, stations_from_inventory
-from raydisc.data.pipeline import preprocess_recordings
+from raydisc.features.batch import preprocess_recordings
 from raydisc.data.recordings import cut_recordings_from_stream
 from raydisc.data.traveltimes import first_p_travel_time
 from raydisc.features import drop_components

@@ -664,7 +664,7 @@ def test_arrays_give_recordings_rejects_and_model_inputs(stations, on_reject):
             if sane:
                 assert np.isfinite(x[i]).all(), (rec.key, kind)
             # Extreme sensitivities can overflow to non-finite inputs: the server's
-            # _classify refuses those with a 422 naming the station (not asserted here).
+            # _classify makes those preprocessing_error rejects (not asserted here).
         if sane:
             assert np.abs(inputs["waveform"][i]).max() <= 1.0
             if not rec.counts.any():

@@ -1,6 +1,6 @@
 """The project's preprocessing against ObsPy's own processing chain on the same traces.
 
-:func:`raydisc.data.pipeline.preprocess_recordings` (the vectorized FFT path of
+:func:`raydisc.features.batch.preprocess_recordings` (the vectorized FFT path of
 :func:`raydisc.features.preprocess`, with each channel's full response removed) and
 :func:`raydisc.features.reference.obspy_chain` (ObsPy's ``detrend``, ``taper``,
 ``remove_response`` or the sensitivity, ``filter("bandpass", zerophase=True)``,
@@ -36,7 +36,7 @@ from raydisc.data import layout
 from raydisc.data.catalog import EventInfo, read_catalog
 from raydisc.data.ingest import cut_recordings, cut_recordings_from_stream
 from raydisc.data.inventory import read_stations
-from raydisc.data.pipeline import preprocess_recordings
+from raydisc.features.batch import preprocess_recordings
 from raydisc.features.reference import obspy_chain
 from raydisc.synthetic import generate_archive
 

@@ -22,7 +22,8 @@ import torch
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
-from raydisc.data.pipeline import PipelineError, preprocess_recordings
+from raydisc.data.pipeline import PipelineError
+from raydisc.features.batch import preprocess_recordings
 from raydisc.data.sds import convert_to_sds
 from raydisc.ensemble import load_bundle, save_bundle, soft_vote
 from raydisc.models import build_model, input_shape_of
@@ -345,7 +346,7 @@ def test_cli_sources(tiny_archive):
 def test_one_bad_recording_costs_only_itself(tiny_archive):
     """A recording that breaks the vectorized preprocessing call, or gives non-finite
     inputs, is rejected alone; the others of its batch are kept."""
-    from raydisc.reprocess.pipeline import _preprocess_isolating
+    from raydisc.data.chunks import preprocess_isolating
 
     source = sources_from_archive(tiny_archive, ["craton"])[0]
     stations = read_stations(source.inventory)
@@ -355,7 +356,8 @@ def test_one_bad_recording_costs_only_itself(tiny_archive):
     recordings[1].counts[0, 5] = np.inf
     recordings[3].counts = recordings[3].counts[:, :100]  # wrong length: the batched call raises
     with np.errstate(all="ignore"):
-        kept, inputs, rejects = _preprocess_isolating(recordings, CFG, "spectrogram", source)
+        kept, inputs, rejects = preprocess_isolating(recordings, CFG, source.waveform_uri, ("spectrogram",))
+    inputs = inputs["spectrogram"]
     assert len(kept) == len(inputs) == len(recordings) - 2
     assert {r.station for r in rejects} == {recordings[1].key, recordings[3].key}
     assert all(r.reason == "preprocessing_error" and r.source.endswith(".mseed") for r in rejects)

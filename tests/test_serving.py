@@ -20,7 +20,7 @@ from raydisc import storage
 from raydisc.config import PreprocessConfig
 from raydisc.data import layout
 from raydisc.data.ingest import cut_recordings, read_catalog, read_stations
-from raydisc.data.pipeline import preprocess_recordings
+from raydisc.features.batch import preprocess_recordings
 from raydisc.ensemble import load_bundle, soft_vote
 from raydisc.serving import Client, ClientError
 from raydisc.serving.client import request_metadata

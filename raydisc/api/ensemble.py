@@ -2,7 +2,7 @@
 
 :class:`Ensemble` wraps the one bundle loader (:func:`raydisc.ensemble.load_bundle`), the
 one ingestion (:func:`raydisc.data.ingest.cut_recordings_from_stream`) and
-preprocessing (:func:`raydisc.data.pipeline.preprocess_recordings`) code, and the one
+preprocessing (:func:`raydisc.data.chunks.preprocess_isolating`) code, and the one
 result schema (:func:`raydisc.ensemble.results.classify_response`): the same event gives
 the same probabilities here, at the Serve endpoint and in the re-labelling tables.
 Nothing here needs Ray.
@@ -13,12 +13,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-import numpy as np
 import obspy
 
 from ..config import with_raw_data
-from ..data.ingest import EventInfo, Reject, StationInfo, cut_recordings_from_stream, read_catalog, read_stations
-from ..data.pipeline import preprocess_recordings
+from ..data.chunks import preprocess_isolating
+from ..data.ingest import EventInfo, StationInfo, cut_recordings_from_stream, read_catalog, read_stations
 from ..data.records import NOT_LOSSES
 from ..ensemble import EnsembleBundle, load_bundle
 from ..ensemble.results import classify_response
@@ -196,13 +195,10 @@ class Ensemble:
             info = replace(info, event_id=event_id)
         source = "stream"
         recordings, rejects = cut_recordings_from_stream(stream, info, stations_of(inventory), config, source=source)
-        if recordings:
-            x = preprocess_recordings(recordings, config)[self.bundle.input_kind]
-            finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
-            # The reason the re-labelling tables give such a recording.
-            rejects += [Reject(info.region, info.event_id, recordings[i].key, "preprocessing_error",
-                               "preprocessing produced non-finite values", source) for i in np.flatnonzero(~finite)]
-            recordings, x = [r for r, ok in zip(recordings, finite) if ok], x[finite]
+        # The one failure isolation of the jobs: same reasons as the re-labelling tables.
+        recordings, inputs, failed = preprocess_isolating(recordings, config, source, (self.bundle.input_kind,))
+        x = inputs[self.bundle.input_kind]
+        rejects += failed
         if not recordings:
             losses = [r for r in rejects if r.reason not in NOT_LOSSES] or rejects
             reasons = "; ".join(f"{r.station}: {r.reason} ({r.detail})" for r in losses[:10])

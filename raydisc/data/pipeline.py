@@ -16,27 +16,15 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from ..config import PipelineConfig, PreprocessConfig, SplitConfig
-from ..features import preprocess
-from ..features.preprocess import output_bins
-from ..features.response import default_cache
 from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
 from ..labels import UnknownLabelError, label_of
-from .ingest import (
-    CatalogEntry,
-    Recording,
-    StationInfo,
-    cut_recordings,
-    index_catalog,
-    parse_catalog_entries_isolating,
-    read_stations,
-)
+from .chunks import chunked, cut_and_preprocess, index_region, task_dataset, write_rejects
+from .ingest import CatalogEntry, Recording, StationInfo, cut_recordings
 from .shards import (
-    REJECT_SCHEMA,
     SCHEMA_VERSION,
     DatasetInfo,
     build_shard_table,
@@ -84,12 +72,9 @@ def plan_shards(
     """
     tasks = []
     for region in regions:
-        entries = index_catalog(layout.catalog_uri(archive, region))
-        stations = read_stations(layout.inventory_uri(archive, region))
+        entries, stations = index_region(layout.catalog_uri(archive, region), layout.inventory_uri(archive, region))
         splits = assign_splits(_labelled(entries), split_config)
-        size = pipeline_config.events_per_shard
-        for index, start in enumerate(range(0, len(entries), size)):
-            chunk = tuple(entries[start : start + size])
+        for index, chunk in enumerate(chunked(entries, pipeline_config.events_per_shard)):
             tasks.append(
                 ShardTask(archive, output, region, index, chunk,
                           {e.event_id: splits.get(e.event_id, "") for e in chunk}, stations)
@@ -127,94 +112,33 @@ def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> di
     }
 
 
-#: Recordings per vectorized :func:`preprocess` call. Small blocks keep the float64
-#: intermediates (3 x 20,000 samples = 480 kB per step for a 200 Hz recording) in the
-#: CPU caches: at 200 Hz, blocks of 4-8 took 0.33-0.37 ms per recording, blocks of 32
-#: 0.45-0.52 and single recordings 0.47 (with reuse_freed_array_memory; 2-core EPYC).
-PREPROCESS_BLOCK = 8
-
-
-def _inverse_of(recording: Recording, component: int, n: int, n_keep: int, config: PreprocessConfig) -> np.ndarray | float:
-    """m/s per count of one component at the first ``n_keep`` rfft bins of its
-    ``n``-sample window: the channel's full response inverted with the water level
-    (evaluated once per channel epoch, window length and process), else 1 / sensitivity."""
-    channel = recording.channels[component]
-    if channel is None or channel.response_kind != "full" or config.response_removal != "full":
-        return 1.0 / recording.sensitivity[component]
-    key = channel.response_key(recording.station.network, recording.station.station)
-    return default_cache.inverse(key, channel.response, recording.sampling_rate, n, config.water_level_db, n_keep,
-                                 channel=key[0])
-
-
-def _inverse_responses(recordings: list[Recording], n: int, rate: float, config: PreprocessConfig) -> np.ndarray | None:
-    """complex ``(len(recordings), 3, output_bins)`` for :func:`preprocess`, or None
-    when no recording has a full response to remove (then the sensitivity suffices)."""
-    if config.response_removal != "full" or not any(
-            ch is not None and ch.response_kind == "full" for r in recordings for ch in r.channels):
-        return None
-    n_keep = output_bins(n, rate, config)
-    out = np.empty((len(recordings), 3, n_keep), dtype=np.complex128)
-    for i, r in enumerate(recordings):
-        for c in range(3):
-            out[i, c] = _inverse_of(r, c, n, n_keep, config)
-    return out
-
-
-def preprocess_recordings(recordings: list[Recording], config: PreprocessConfig) -> dict[str, np.ndarray]:
-    """Run :func:`raydisc.features.preprocess` over recordings of any mix of sampling
-    rates and component sets, vectorized over blocks of :data:`PREPROCESS_BLOCK`
-    recordings of one rate, with each channel's full response removed where it has one
-    (``config.response_removal``), and return inputs ``(len(recordings), *shape)``
-    float32 in the original order."""
-    out = {
-        "spectrogram": np.empty((len(recordings), *config.spectrogram_shape), np.float32),
-        "waveform": np.empty((len(recordings), *config.waveform_shape), np.float32),
-    }
-    rates = np.array([r.sampling_rate for r in recordings])
-    for rate in np.unique(rates):
-        same_rate = np.flatnonzero(rates == rate)
-        for start in range(0, len(same_rate), PREPROCESS_BLOCK):
-            rows = same_rate[start : start + PREPROCESS_BLOCK]
-            block = [recordings[i] for i in rows]
-            counts = np.stack([r.counts for r in block])
-            inputs = preprocess(
-                counts,
-                float(rate),
-                np.stack([r.sensitivity for r in block]),
-                config,
-                present=np.stack([r.present for r in block]),
-                inverse_response=_inverse_responses(block, counts.shape[-1], float(rate), config),
-            )
-            for kind, values in inputs.items():
-                out[kind][rows] = values
-    return out
-
-
 def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
-    """Build one shard: read, cut, preprocess, write rejects then the shard. Returns a summary."""
+    """Build one shard with the shared chunk worker (:func:`raydisc.data.chunks.cut_and_preprocess`:
+    parse, cut, preprocess, isolate failures), then write rejects and shard. Returns a summary."""
     reuse_freed_array_memory()
-    recordings: list[Recording] = []
-    events, rejects = parse_catalog_entries_isolating(list(task.entries), task.region)
-    for event in events:
-        found, rejected = cut_recordings(
-            layout.waveform_uri(task.archive, task.region, event.event_id), event, task.stations, config
-        )
-        recordings += found
-        rejects += rejected
-    write_shard(task.output, task.region, task.index, recordings, rejects, task.splits, config)
+
+    def source(event_id: str) -> str:
+        return layout.waveform_uri(task.archive, task.region, event_id)
+
+    def cut(event):
+        return cut_recordings(source(event.event_id), event, task.stations, config)
+
+    chunk = cut_and_preprocess(task.entries, task.region, cut, config, source)
+    write_shard(task.output, task.region, task.index, chunk.recordings, chunk.inputs, chunk.rejects, task.splits,
+                config)
     return {"region": task.region, "shard": task.index, "events": len(task.entries),
-            "recordings": len(recordings), "rejects": len(rejects), "error": ""}
+            "recordings": len(chunk.recordings), "rejects": len(chunk.rejects), "error": ""}
 
 
-def write_shard(output: str, region: str, index: int, recordings: list[Recording], rejects: list,
-                splits: dict[str, str], config: PreprocessConfig) -> None:
-    """Preprocess ``recordings`` and write shard ``index`` of ``region``: its rejects
-    table first, then the shard (both atomically, so an existing shard is complete).
+def write_shard(output: str, region: str, index: int, recordings: list[Recording], inputs: dict[str, np.ndarray],
+                rejects: list, splits: dict[str, str], config: PreprocessConfig) -> None:
+    """Write shard ``index`` of ``region``: its rejects table first, then the shard (both
+    atomically, so an existing shard is complete). ``inputs``: kind -> float32
+    ``(len(recordings), *shape)`` (:func:`raydisc.data.chunks.preprocess_isolating`);
     ``splits``: event id -> split of every recording's event."""
     columns = _metadata_columns(recordings, splits)
-    columns.update(preprocess_recordings(recordings, config))
-    reject_table = pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA)
-    write_table_atomic(rejects_uri(output, region, index), reject_table)
+    columns.update(inputs)
+    write_rejects(rejects_uri(output, region, index), rejects)
     write_table_atomic(shard_uri(output, region, index), build_shard_table(columns, config))
 
 
@@ -267,15 +191,10 @@ def run_shard_tasks(todo: list, row_fn: Callable[[dict, PreprocessConfig], dict]
     ``row_fn({"task": pickled task}, config)`` returns the shard's summary row (with an
     ``error`` for a shard that failed); raises :class:`PipelineError` naming the first
     failed shard after all others have finished."""
-    import ray
 
     if not todo:
         return
-    # One row per shard. Tasks travel pickled (our own objects, made in this driver):
-    # a bytes column is native to Arrow, whereas a dataclass column makes Ray Data fall
-    # back to Python objects (with a conversion traceback in the log).
-    items = [{"task": pickle.dumps(t)} for t in todo]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    dataset = task_dataset(todo)  # one row per shard
     map_kwargs = {"concurrency": pipeline_config.concurrency} if pipeline_config.concurrency else {}
     results = dataset.map(row_fn, fn_kwargs={"config": preprocess_config}, **map_kwargs)
     failed = []
@@ -316,5 +235,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PipelineError", "run_preprocessing", "run_shard_tasks", "plan_shards", "process_shard", "preprocess_recordings",
+__all__ = ["PipelineError", "run_preprocessing", "run_shard_tasks", "plan_shards", "process_shard",
            "format_summary", "write_shard"]

@@ -47,6 +47,7 @@ from ..labels import UnknownLabelError, label_of
 from ..storage import exists
 from .catalog import EventInfo
 from .inventory import _VELOCITY_UNITS, ChannelInfo, StationInfo, read_stations
+from .chunks import preprocess_isolating
 from .pipeline import run_shard_tasks, write_shard
 from .recordings import Recording, cut_recordings_from_stream
 from .records import IngestError, Reject, cap
@@ -310,7 +311,9 @@ def process_seisbench_task(task: SeisBenchTask, config: PreprocessConfig) -> dic
     except IngestError as exc:  # the chunk's file is missing or corrupt: every row is lost, with why
         recordings = []
         rejects = [Reject(task.region, event_id_of(r), "*", "unreadable_waveform_file", str(exc), uri) for r in task.rows]
-    write_shard(task.output, task.region, task.index, recordings, rejects, task.splits, config)
+    recordings, inputs, failed = preprocess_isolating(recordings, config, uri)
+    rejects += failed
+    write_shard(task.output, task.region, task.index, recordings, inputs, rejects, task.splits, config)
     return {"region": task.region, "shard": task.index, "events": len(task.splits), "recordings": len(recordings),
             "rejects": len(rejects), "error": ""}
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..data.layout import event_id_from_resource_id
-from ..data.shards import REJECT_SCHEMA, write_table_atomic
+from ..data.chunks import write_rejects
 from ..labels import class_in, event_type_of
 from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
 
@@ -110,7 +110,8 @@ def build_table(columns: dict, schema: pa.Schema) -> pa.Table:
 
 
 def write_failures(uri: str, rejects) -> None:
-    write_table_atomic(uri, pa.Table.from_pylist([r.__dict__ for r in rejects], schema=REJECT_SCHEMA))
+    """The failures file: ingest's reject rows, by the one reject writer."""
+    write_rejects(uri, rejects)
 
 
 def _read(uri: str) -> pa.Table:

@@ -28,34 +28,27 @@ from the tables on disk, so a resumed run ends with the same files as an uninter
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import pickle
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..config import PreprocessConfig, with_raw_data
-from ..data.ingest import (CatalogEntry, IngestError, Recording, Reject, StationInfo, index_catalog,
-                           parse_catalog_entries_isolating, read_stations)
-from ..data.pipeline import PipelineError, preprocess_recordings
+from ..data.chunks import task_dataset
+
+from ..data.pipeline import PipelineError
 from ..data.records import NOT_LOSSES, cap
-from ..data.shards import write_table_atomic
-from ..ensemble import EnsembleBundle, load_bundle, read_manifest
-from ..models import input_kind_of
-from ..runtime import reuse_freed_array_memory
+from ..ensemble import EnsembleBundle, read_manifest
 from ..storage import join
 from . import outputs
-from .sources import RegionSource, cut_event
-from .tables import RECORDING_COLUMNS, recording_columns, recording_hash, result_tables
+from .sources import RegionSource
+from .tables import RECORDING_COLUMNS, recording_hash
+from .tasks import BundleInfo, ChunkTask, RegionPlan, chunk_fingerprint, plan_chunks
+from .worker import EnsemblePredictor, finish_chunk, prepare_chunk, prepare_predict_finish, prepare_task
 
 log = logging.getLogger(__name__)
-
-#: Metadata columns carried with every recording through the pipeline.
-_META = RECORDING_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -87,184 +80,6 @@ class ReprocessConfig:
             raise ValueError("events_per_chunk, batch_size and actors must be >= 1")
 
 
-@dataclass(frozen=True)
-class BundleInfo:
-    """What the workers need to know of the bundle without loading weights."""
-
-    uri: str
-    bundle_id: str
-    class_names: tuple[str, ...]
-    n_members: int
-    input_kind: str
-    input_shape: tuple[int, ...]
-    preprocess: PreprocessConfig
-    label_map: dict[str, int]
-
-    @classmethod
-    def read(cls, uri: str, reading: dict | None = None) -> "BundleInfo":
-        """The bundle at ``uri``; ``reading``: raw-data fields of its preprocessing config
-        to replace for this archive (channel priority, pick source, ...; see
-        :func:`raydisc.config.with_raw_data`)."""
-        manifest = read_manifest(uri)
-        preprocess = with_raw_data(PreprocessConfig.from_dict(manifest["preprocess_config"]), reading or {})
-        return cls(uri, manifest["bundle_id"], tuple(manifest["class_names"]), len(manifest["members"]),
-                   input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]), preprocess,
-                   dict(manifest["label_map"]))
-
-
-@dataclass(frozen=True)
-class ChunkTask:
-    """One output partition: catalog ``entries`` of one region (unparsed: plain data,
-    cheap to ship; the worker parses them)."""
-
-    source: RegionSource
-    index: int
-    entries: tuple[CatalogEntry, ...]
-    stations: dict[str, StationInfo]
-    output: str
-    bundle: BundleInfo
-
-    @property
-    def key(self) -> str:
-        return f"{self.source.region}/{self.index:05d}"
-
-
-# ----------------------------------------------------------------- stage 1: CPU tasks
-
-
-def _preprocess_isolating(recordings: list[Recording], config: PreprocessConfig, kind: str, source: RegionSource):
-    """Model inputs ``(n, *shape)`` of the recordings that preprocess to finite values,
-    those recordings, and rejects for the others. One vectorized call normally; only if
-    it fails is each recording retried alone, so one bad recording costs only itself."""
-    try:
-        batches = [(recordings, preprocess_recordings(recordings, config)[kind])]
-    except Exception:
-        batches = []
-        for r in recordings:
-            try:
-                batches.append(([r], preprocess_recordings([r], config)[kind]))
-            except Exception as exc:
-                batches.append(([r], exc))
-    kept, inputs, rejects = [], [], []
-    for recs, values in batches:
-        for i, r in enumerate(recs):
-            if isinstance(values, Exception):
-                detail, reason = f"{type(values).__name__}: {values}", "preprocessing_error"
-            elif not np.all(np.isfinite(values[i])):
-                detail, reason = "preprocessing produced non-finite values", "preprocessing_error"
-            else:
-                kept.append(r)
-                inputs.append(values[i])
-                continue
-            rejects.append(Reject(r.event.region, r.event.event_id, r.key, reason, detail,
-                                  source.waveform_uri(r.event.event_id)))
-    return kept, inputs, rejects
-
-
-def prepare_chunk(batch: dict) -> dict:
-    """Ray Data batch function over pickled chunk tasks (``batch_size=1``):
-    :func:`prepare_task` of the batch's task."""
-    return prepare_task(pickle.loads(batch["task"][0]))
-
-
-def prepare_task(task: ChunkTask) -> dict:
-    """Read the chunk's catalog entries, read, cut and preprocess every recording of its
-    events with the bundle's preprocessing config (vectorized over blocks of
-    recordings); write the chunk's failures file. Returns one row per usable recording
-    with its metadata, ``chunk_key``, ``chunk_rows`` and ``inputs`` (float32
-    ``(n, *input_shape)``).
-
-    A chunk without a usable recording is complete here: its (empty) events and stations
-    files are written too.
-    """
-    reuse_freed_array_memory()
-    config, kind = task.bundle.preprocess, task.bundle.input_kind
-    region = task.source.region
-    events, rejects = parse_catalog_entries_isolating(list(task.entries), region)
-    by_id = {e.event_id: e for e in events}
-    recordings = []
-    for event in events:
-        found, rejected = cut_event(task.source, event, task.stations, config)
-        recordings += found
-        rejects += rejected
-    recordings, inputs, failed = _preprocess_isolating(recordings, config, kind, task.source)
-    rejects += failed
-    outputs.write_failures(outputs.table_uri(task.output, "failures", region, task.index), rejects)
-    if not recordings:
-        finish_chunk(task, {k: np.array([], dtype=object) for k in _META},
-                     np.zeros((0, task.bundle.n_members, len(task.bundle.class_names)), np.float32))
-    n = len(recordings)
-    columns = recording_columns(recordings, region, [by_id[r.event.event_id] for r in recordings],
-                                task.source.waveform_uri, task.bundle.label_map)
-    return {
-        "chunk_key": np.array([task.key] * n, dtype=object),
-        "chunk_rows": np.full(n, n, dtype=np.int64),
-        **columns,
-        "inputs": np.stack(inputs).astype(np.float32) if n else np.zeros((0, *task.bundle.input_shape), np.float32),
-    }
-
-
-# ----------------------------------------------------------------- stage 2: actor pool
-
-
-class EnsemblePredictor:
-    """Ray Data callable class: holds the loaded bundle (once per actor) and adds
-    ``member_probabilities`` float32 ``(rows, n_members, n_classes)`` to each batch,
-    dropping the ``inputs`` column."""
-
-    def __init__(self, bundle_uri: str, threads: int | None = None):
-        import torch
-
-        if threads:
-            # One actor per reserved CPU: more torch threads than that only contend.
-            torch.set_num_threads(threads)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.bundle = load_bundle(bundle_uri, map_location=device)
-
-    def __call__(self, batch: dict, batch_size: int | None = None) -> dict:
-        x = np.asarray(batch.pop("inputs"), dtype=np.float32)
-        member = self.bundle.member_probabilities(x, batch_size=batch_size or max(1, len(x)))  # (M, n, C)
-        batch["member_probabilities"] = np.ascontiguousarray(member.transpose(1, 0, 2))
-        return batch
-
-
-#: Per worker process: the predictor of the current job (fused inference), keyed by
-#: ``(bundle uri, bundle id, job token)``; a new job loads its bundle afresh.
-_FUSED_PREDICTOR: dict[tuple[str, str, str], EnsemblePredictor] = {}
-
-
-def prepare_predict_finish(batch: dict, job: str, threads: int, batch_size: int) -> dict:
-    """The whole chunk in one task: :func:`prepare_task`, the ensemble on the chunk's
-    recordings (``batch_size`` recordings per inference batch), then
-    :func:`finish_chunk`. Returns one row: ``chunk_key``, ``recordings`` (station rows
-    written) and ``error`` ("" when the chunk was written). The bundle is loaded once
-    per worker process and job (``job``: a token of the run); nothing but that row
-    leaves the worker.
-
-    Bad data never raises here (it becomes failure rows); anything else (lost storage,
-    a full disk, a bug) is returned as ``error``, one short line, so that the other
-    chunks finish and no task payload ends up in a message.
-    """
-    task: ChunkTask = pickle.loads(batch["task"][0])
-    try:
-        out = prepare_task(task)
-        n = len(out["inputs"])
-        if n:
-            key = (task.bundle.uri, task.bundle.bundle_id, job)
-            predictor = _FUSED_PREDICTOR.get(key)
-            if predictor is None:
-                _FUSED_PREDICTOR.clear()
-                predictor = _FUSED_PREDICTOR[key] = EnsemblePredictor(task.bundle.uri, threads)
-            out = predictor(out, batch_size=batch_size)
-            finish_chunk(task, {k: out[k] for k in _META}, out["member_probabilities"])
-        error = ""
-    except Exception as exc:
-        log.exception("chunk %s failed", task.key)
-        n, error = 0, cap(f"{type(exc).__name__}: {exc}")
-    return {"chunk_key": np.array([task.key], dtype=object), "recordings": np.array([n], dtype=np.int64),
-            "error": np.array([error], dtype=object)}
-
-
 def _original_error(exc: BaseException) -> str:
     """The line of the exception a chunk task raised, from a Ray Data error: its message
     embeds the failing batch (a pickled chunk task, tens of kB) after the traceback."""
@@ -274,68 +89,6 @@ def _original_error(exc: BaseException) -> str:
     return cap(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
-# ----------------------------------------------------------------- stage 3: per chunk
-
-
-def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
-    """Vote, aggregate and write one complete chunk: events file, then stations file.
-
-    ``columns``: the :data:`_META` columns of the chunk's recordings (any order; the
-    event columns repeat per recording);
-    ``member``: float32 ``(n, n_members, n_classes)``. Rows are sorted by event and
-    station, so the files do not depend on the order rows arrived in. Returns the
-    number of station rows.
-    """
-    bundle, region = task.bundle, task.source.region
-    table, event_table = result_tables(columns, member, bundle.class_names, bundle.bundle_id, region)
-    write_table_atomic(outputs.table_uri(task.output, "events", region, task.index), event_table)
-    # The stations file last: its existence marks the chunk complete; its footer names
-    # the chunk's events, so a re-run against a changed catalog redoes the chunk.
-    table = table.replace_schema_metadata({outputs.CHUNK_EVENTS_KEY: chunk_fingerprint(task).encode()})
-    write_table_atomic(outputs.table_uri(task.output, "stations", region, task.index), table)
-    return table.num_rows
-
-
-def chunk_fingerprint(task: ChunkTask) -> str:
-    """SHA-256 of the chunk's event ids (in order) and the bundle id."""
-    text = "\n".join([task.bundle.bundle_id, *(e.event_id for e in task.entries)])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# ----------------------------------------------------------------- driver
-
-
-@dataclass
-class RegionPlan:
-    source: RegionSource
-    tasks: list[ChunkTask] = field(default_factory=list)
-    error: Reject | None = None
-
-
-def plan_chunks(sources: Sequence[RegionSource], bundle: BundleInfo, output: str, events_per_chunk: int) -> list[RegionPlan]:
-    """Index catalogs and read inventories; a region whose catalog or inventory cannot be
-    read gets an ``error`` (recorded in the failures table) instead of tasks. Reading the
-    events' origins and picks is left to the chunk tasks; an entry that cannot be read
-    is a failure row of its chunk."""
-    plans = []
-    for source in sources:
-        plan = RegionPlan(source)
-        try:
-            entries = index_catalog(source.catalog)
-            stations = read_stations(source.inventory)
-        except IngestError as exc:
-            what = "catalog" if source.catalog in str(exc) else "inventory"
-            plan.error = Reject(source.region, "*", "*", f"unreadable_{what}", str(exc),
-                                source.catalog if what == "catalog" else source.inventory)
-            plans.append(plan)
-            continue
-        for index, start in enumerate(range(0, len(entries), events_per_chunk)):
-            plan.tasks.append(ChunkTask(source, index, tuple(entries[start:start + events_per_chunk]),
-                                        stations, output, bundle))
-        plans.append(plan)
-    return plans
-
-
 def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConfig,
                 on_chunk: Callable[[ChunkTask, int], None]) -> None:
     import ray
@@ -343,10 +96,7 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
     gpus = config.gpus_per_actor
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    # Tasks travel pickled (our own objects, made in this driver): a bytes column is
-    # native to Arrow, whereas a dataclass column makes Ray Data warn and fall back.
-    items = [{"task": pickle.dumps(t)} for t in todo]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    dataset = task_dataset(todo)
     prep_kwargs = {"num_cpus": config.cpus_per_task}
     if config.preprocess_concurrency:
         prep_kwargs["concurrency"] = config.preprocess_concurrency
@@ -396,7 +146,7 @@ def _run_stream(todo: list[ChunkTask], bundle: BundleInfo, config: ReprocessConf
                 parts = pending[key]
                 if sum(len(p["chunk_key"]) for p in parts) == int(parts[0]["chunk_rows"][0]):
                     del pending[key]
-                    columns = {k: np.concatenate([p[k] for p in parts]) for k in _META}
+                    columns = {k: np.concatenate([p[k] for p in parts]) for k in RECORDING_COLUMNS}
                     member = np.concatenate([p["member_probabilities"] for p in parts])
                     n = finish_chunk(by_key[key], columns, member)
                     written += 1
@@ -428,7 +178,7 @@ def _run_in_process(todo: list[ChunkTask], bundle: EnsembleBundle, batch_size: i
         n = len(out["inputs"])
         if n:
             member = bundle.member_probabilities(out["inputs"], batch_size=batch_size)  # (M, n, C)
-            finish_chunk(task, {k: out[k] for k in _META}, member.transpose(1, 0, 2))
+            finish_chunk(task, {k: out[k] for k in RECORDING_COLUMNS}, member.transpose(1, 0, 2))
         on_chunk(task, n)
 
 
@@ -515,7 +265,8 @@ def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, don
         if plan.error is None:
             events = outputs.read_results(output, "events", [region])
             row["events_classified"] = events.num_rows if events is not None else 0
-            outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, bundle.label_map, join(output, "catalogs", f"{region}.xml"))
+            outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, bundle.label_map,
+                                     join(output, "catalogs", f"{region}.xml"))
             row["contradictions"] = outputs.write_review(events, region, bundle.bundle_id,
                                                          join(output, "review", f"{region}.csv"),
                                                          join(output, "review", f"{region}.txt"))
@@ -545,5 +296,5 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "EnsemblePredictor", "prepare_chunk", "prepare_task", "prepare_predict_finish",
-           "finish_chunk", "finish_regions", "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]
+__all__ = ["ReprocessConfig", "BundleInfo", "ChunkTask", "RegionPlan", "finish_regions",
+           "plan_chunks", "reprocess_archives", "format_summary", "recording_hash"]

@@ -7,7 +7,7 @@ Modules
 * :mod:`.routes` — the HTTP routes, error responses and OpenAPI schema of the ingress.
 * :mod:`.inputs` — request forms -> recordings -> model inputs, through the project's
   ingest (:func:`~raydisc.data.ingest.cut_recordings_from_stream`) and preprocessing
-  (:func:`~raydisc.data.pipeline.preprocess_recordings`) with the bundle's config.
+  (:func:`~raydisc.features.batch.preprocess_recordings`) with the bundle's config.
 * :mod:`.schemas` — request/response models (OpenAPI); :mod:`.client` — Python client;
   :mod:`.cli` — ``raydisc serve BUNDLE``.
 * :mod:`.settings` — :class:`~.settings.ServeSettings` and the token sources;

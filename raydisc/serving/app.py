@@ -48,8 +48,6 @@ from .routes import HTTPError, build_fastapi, openapi_schema, problems
 from .schemas import API_VERSION, ArraysRequest, ClassifyResponse, InfoResponse, MseedMetadata, UriRequest
 from .settings import TOKEN_ENV, ServeSettings, resolve_token
 
-# The methods below raise HTTPError under the name they were written with.
-_HTTPError = HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +141,16 @@ class Classifier:
         losses = [r for r in rejects if r.reason not in NOT_LOSSES]
         if losses and on_reject == "fail":
             names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in losses)
-            raise _HTTPError(422, f"unusable station recording(s): {names}", rejects)
+            raise HTTPError(422, f"unusable station recording(s): {names}", rejects)
         if not recordings:
-            raise _HTTPError(422, "no usable station recording in the request", rejects)
-        try:
-            x = await run_in_threadpool(_inputs.model_inputs, recordings, self.config, self.bundle.input_kind)
-        except ValueError as exc:
-            raise _HTTPError(422, f"preprocessing failed: {exc}", rejects) from None
-        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
-        if not finite.all():
-            bad = [recordings[i].key for i in np.flatnonzero(~finite)]
-            raise _HTTPError(422, f"preprocessing gave non-finite model input for station(s) {bad}", rejects)
+            raise HTTPError(422, "no usable station recording in the request", rejects)
+        # Failed or non-finite inputs become preprocessing_error rejects, as in the jobs.
+        recordings, x, failed = await run_in_threadpool(_inputs.isolated_inputs, recordings, self.config,
+                                                        self.bundle.input_kind)
+        rejects = rejects + failed
+        if failed and (on_reject == "fail" or not recordings):
+            names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in failed)
+            raise HTTPError(422, f"preprocessing failed for station recording(s): {names}", rejects)
         parts = await asyncio.gather(*[m.remote(x) for m in self.models])
         member_probs = np.concatenate(parts, axis=0)  # (n_members, n, n_classes)
         return self._response(recordings, rejects, member_probs, event_id)
@@ -173,10 +170,10 @@ class Classifier:
             # FastAPI parsed the form for the File parameters; this is that form, cached.
             names = set((await request.form()).keys())
             if "mseed" not in names:
-                raise _HTTPError(422, "multipart body lacks the 'mseed' part")
+                raise HTTPError(422, "multipart body lacks the 'mseed' part")
             unknown = names - set(MSEED_PARTS)
             if unknown:
-                raise _HTTPError(422, f"unknown multipart part(s) {sorted(unknown)}")
+                raise HTTPError(422, f"unknown multipart part(s) {sorted(unknown)}")
             body = parts["mseed"]
             stationxml = parts["stationxml"] if "stationxml" in names else None
             if "metadata" in names:
@@ -184,16 +181,16 @@ class Classifier:
         elif media in MSEED_TYPES:
             body = await request.body()
         else:
-            raise _HTTPError(415, f"content type {content_type!r}: send {MSEED_TYPES[0]} or multipart/form-data")
+            raise HTTPError(415, f"content type {content_type!r}: send {MSEED_TYPES[0]} or multipart/form-data")
         try:
             meta = MseedMetadata.model_validate_json(metadata or "{}")
         except ValidationError as exc:
-            raise _HTTPError(422, f"invalid metadata: {problems(exc.errors())}") from None
+            raise HTTPError(422, f"invalid metadata: {problems(exc.errors())}") from None
         try:
             recordings, rejects = await run_in_threadpool(
                 _inputs.recordings_from_mseed, body, meta, self.config, stationxml)
         except _inputs.InputError as exc:
-            raise _HTTPError(exc.status, str(exc), exc.rejects) from None
+            raise HTTPError(exc.status, str(exc), exc.rejects) from None
         return await self._classify(recordings, rejects, on_reject, meta.event.event_id)
 
     async def classify_arrays(self, request: ArraysRequest) -> ClassifyResponse:
@@ -205,7 +202,7 @@ class Classifier:
             recordings, rejects, event_id = await run_in_threadpool(
                 _inputs.recordings_from_uris, request, self.config, self.allowed)
         except _inputs.InputError as exc:
-            raise _HTTPError(exc.status, str(exc), exc.rejects) from None
+            raise HTTPError(exc.status, str(exc), exc.rejects) from None
         return await self._classify(recordings, rejects, request.on_reject, event_id)
 
 

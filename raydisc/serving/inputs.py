@@ -2,7 +2,7 @@
 
 All three forms end in :func:`raydisc.data.ingest.cut_recordings_from_stream` (the
 arrays form is wrapped into an ObsPy stream first) and then
-:func:`raydisc.data.pipeline.preprocess_recordings` with the bundle's config: the same
+:func:`raydisc.features.batch.preprocess_recordings` with the bundle's config: the same
 cutting rules, reject reasons and preprocessing as training. Nothing here touches Ray.
 """
 from __future__ import annotations
@@ -26,8 +26,9 @@ from ..data.ingest import (
     read_mseed_bytes,
     read_stations,
 )
+from ..data.chunks import preprocess_isolating
 from ..data.inventory import parse_stationxml
-from ..data.pipeline import preprocess_recordings
+from ..features.batch import preprocess_recordings
 from .locations import AllowedLocations, LocationRefused
 from .schemas import MAX_STATIONS, ArraysRequest, MseedMetadata, UriRequest, posix_seconds
 
@@ -193,6 +194,15 @@ def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: st
     return preprocess_recordings(recordings, config)[kind]
 
 
-__all__ = ["InputError", "model_inputs", "read_mseed",
+def isolated_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str, source: str = "request"
+                    ) -> tuple[list[Recording], np.ndarray, list[Reject]]:
+    """The usable recordings, their ``(n, *input_shape)`` float32 inputs of ``kind`` and
+    ``preprocessing_error`` rejects for the others (:func:`raydisc.data.chunks.preprocess_isolating`,
+    the jobs' and the Python API's failure isolation)."""
+    kept, inputs, rejects = preprocess_isolating(recordings, config, source, (kind,))
+    return kept, inputs[kind], rejects
+
+
+__all__ = ["InputError", "isolated_inputs", "model_inputs", "read_mseed",
            "recordings_from_arrays", "recordings_from_mseed", "recordings_from_uris",
            "stations_from_stationxml"]
