@@ -48,7 +48,6 @@ from .routes import HTTPError, build_fastapi, openapi_schema, problems
 from .schemas import API_VERSION, ArraysRequest, ClassifyResponse, InfoResponse, MseedMetadata, UriRequest
 from .settings import TOKEN_ENV, ServeSettings, resolve_token
 
-
 log = logging.getLogger(__name__)
 
 MSEED_TYPES = ("application/vnd.fdsn.mseed", "application/octet-stream")
