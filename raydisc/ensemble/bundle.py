@@ -1,22 +1,11 @@
-"""Ensemble bundles: everything needed to predict, in one directory.
+"""Ensemble bundles: everything needed to predict, in one directory (a local path or an
+object-store URI such as ``s3://bucket/bundles/alpine``).
 
-Layout (a local path or an object-store URI such as ``s3://bucket/bundles/alpine``)::
-
-    bundle.json                       manifest (format below), written last
-    members/member-000.safetensors    state_dict of member 0 (safetensors)
-    members/member-001.safetensors    ...
-
-``bundle.json`` holds ``format_version``, ``bundle_id``, ``architecture``, ``hparams``
-(all of them, defaults resolved, so later changes of defaults cannot alter a loaded
-model), ``input_shape``, ``n_classes``, ``class_names``, ``label_map``,
-``preprocess_config`` with its ``preprocess_fingerprint``, ``members`` (``file``,
-``sha256`` of the file, and the member's metrics: ``seed``, ``validation_loss``,
-``validation_accuracy``, ...), ``best_member`` with ``best_member_criterion``,
-``created_at`` (UTC, ISO 8601) and a free ``provenance`` dict.
-
-The format (and its checks) is :mod:`raydisc.ensemble.bundle_format`, the loaded
-bundle :mod:`raydisc.ensemble.loaded_bundle`. Only safe formats are read: JSON and safetensors (no pickle). :func:`load_bundle` is the
-one loader that evaluation, batch reprocessing and serving use.
+:func:`save_bundle` writes one, :func:`load_bundle` reads it back: the one loader that
+evaluation, batch reprocessing and serving use. The layout, the manifest and their checks
+are :mod:`raydisc.ensemble.bundle_format`, the loaded bundle
+:mod:`raydisc.ensemble.loaded_bundle`. Only safe formats are read: JSON and safetensors
+(no pickle).
 """
 from __future__ import annotations
 

@@ -1,17 +1,10 @@
 """The three built-in synthetic regions: ``alpine``, ``basin`` and ``craton``.
 
-Every number that shapes the synthetic data lives here, in the frozen dataclasses of
-:mod:`raydisc.synthetic.specs` (sensors in :mod:`raydisc.synthetic.instruments`), so the
-physics code (:mod:`raydisc.synthetic.physics`) and the sampler
-(:mod:`raydisc.synthetic.events`) hold no magic constants. The three regions differ
-as real networks do: crust and attenuation, station count and aperture, sampling rate,
-instrument, noise, magnitude ranges, blasting practice and class balance.
-
-How each network records and reports (component sets, sampling rates, picks, metadata
-defects) is its :class:`~raydisc.synthetic.recording.RecordingSpec`.
-
-Units are in the field names or docstrings: km, km/s, g/cm^3, Hz, s, MPa, m/s/sqrt(Hz)
-(noise amplitude spectral densities of ground velocity), V/(m/s), counts/V.
+Their values fill the frozen dataclasses of :mod:`raydisc.synthetic.specs` (sensors in
+:mod:`raydisc.synthetic.instruments`), which say what each number means and its unit.
+The regions differ as real networks do: crust and attenuation, station count and
+aperture, sampling rate, instrument, noise, magnitude ranges, blasting practice and
+class balance.
 """
 from __future__ import annotations
 
