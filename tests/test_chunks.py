@@ -79,3 +79,19 @@ def test_same_bad_recording_same_reject_everywhere(ray_cluster, bad_archive, bun
     assert {reason for reason, _ in job.values()} == {"preprocessing_error"}
     assert all("'PA'" in detail for _, detail in job.values())
     assert job == relabel == api
+
+
+def test_a_corrected_inventory_is_not_served_from_the_response_cache(tiny_archive, bad_archive, bundle):
+    """One long-lived process (an API session, a Serve replica) classifies an event with
+    the original inventory, then with one whose response changed: the evaluated response
+    of the first must not be reused for the second."""
+    archive, key = bad_archive
+    ensemble = raydisc.Ensemble.load(bundle)
+    event = obspy.read_events(layout.catalog_uri(archive, REGION))[0]
+    event_id = str(event.resource_id).rsplit("/", 1)[-1]
+    stream = obspy.read(layout.waveform_uri(archive, REGION, event_id))
+    good = ensemble.classify(stream, obspy.read_inventory(layout.inventory_uri(tiny_archive, REGION)), event)
+    assert key in {r.key for r in good.recordings}
+    bad = ensemble.classify(stream, obspy.read_inventory(layout.inventory_uri(archive, REGION)), event)
+    assert key not in {r.key for r in bad.recordings}
+    assert [r.reason for r in bad.rejects if r.station == key] == ["preprocessing_error"]

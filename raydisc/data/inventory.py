@@ -10,9 +10,12 @@ fails the inventory.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import pickle
 from dataclasses import dataclass
+from functools import cached_property
 
 import obspy
 
@@ -61,9 +64,17 @@ class ChannelInfo:
         """Whether the epoch covers ``time`` (POSIX s); every epoch covers an unknown (NaN) time."""
         return math.isnan(time) or self.start <= time <= self.end
 
-    def response_key(self, network: str, station: str) -> tuple[str, float]:
-        """Identifies this channel epoch's response (for caching its evaluation)."""
-        return (f"{network}.{station}.{self.location}.{self.code}", self.start)
+    @cached_property
+    def _response_digest(self) -> str:
+        # The response's content, not only its channel and epoch: a corrected StationXML
+        # read into the same long-lived process (Serve replica, API session) must not
+        # get the evaluation of the old one from the response cache.
+        return hashlib.blake2b(pickle.dumps(self.response), digest_size=16).hexdigest() if self.response else ""
+
+    def response_key(self, network: str, station: str) -> tuple[str, float, str]:
+        """Identifies this channel epoch's response (for caching its evaluation):
+        ``(NET.STA.LOC.CHA, epoch start POSIX s, digest of the response's content)``."""
+        return (f"{network}.{station}.{self.location}.{self.code}", self.start, self._response_digest)
 
 
 @dataclass(frozen=True)
