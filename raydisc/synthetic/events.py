@@ -15,10 +15,12 @@ from obspy import UTCDateTime
 
 from ..data.layout import RESOURCE_ID_PREFIX
 from .physics import KM_PER_DEGREE, brune_corner_hz, moment_from_magnitude
-from .specs import RegionSpec
+from .specs import SURFACE_EVENT_TYPES, RegionSpec
 
 EARTHQUAKE = "earthquake"
 QUARRY_BLAST = "quarry blast"
+#: Catalog event type of a noise window (see :mod:`raydisc.synthetic.classes`).
+NOT_EXISTING = "not existing"
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 #: Within this many leading indices each region has at least one event of each class.
@@ -26,6 +28,10 @@ CLASS_ANCHOR_SPAN = 6
 
 # Stream tags keep the keyed random streams of one (seed, region) apart.
 _STREAM_EVENT, _STREAM_NETWORK, _STREAM_CLASSES, _STREAM_WAVEFORM, _STREAM_RECORDING = 1, 2, 3, 4, 5
+#: Tags of the streams of noise windows and surface events (:mod:`.classes`): which
+#: indices they take, their draws and their waveforms; apart from the streams above, so
+#: archives without them are unchanged.
+STREAM_EXTRA_CLASSES, STREAM_EXTRA_EVENT, STREAM_EXTRA_WAVEFORM = 6, 7, 8
 
 
 def _entropy(seed: int, region: str, stream: int, *extra: int) -> list[int]:
@@ -144,6 +150,12 @@ class SyntheticEvent:
     charge_t: float = 0.0
     shot_corner_hz: float = 0.0
     s_factor_scale: float = 1.0
+    # Surface events: slope site, envelope rise (onset to peak, s) and duration (s), and
+    # centre of the source band (Hz); see :class:`~raydisc.synthetic.specs.SurfaceSpec`.
+    slope: str = ""
+    rise_s: float = 0.0
+    duration_s: float = 0.0
+    peak_hz: float = 0.0
 
     @property
     def event_id(self) -> str:
@@ -152,6 +164,21 @@ class SyntheticEvent:
     @property
     def is_blast(self) -> bool:
         return self.true_type == QUARRY_BLAST
+
+    @property
+    def is_noise(self) -> bool:
+        """A noise window: an origin without a source (magnitude NaN, no picks)."""
+        return self.true_type == NOT_EXISTING
+
+    @property
+    def is_surface(self) -> bool:
+        return self.true_type in SURFACE_EVENT_TYPES
+
+    @property
+    def has_picks(self) -> bool:
+        """Whether the catalog gives P and S picks: not for noise windows (nothing to
+        pick) nor surface events (emergent, no clear P or S onset)."""
+        return not (self.is_noise or self.is_surface)
 
     @property
     def label_flipped(self) -> bool:

@@ -4,12 +4,14 @@ Paths come from :mod:`raydisc.data.layout`; every file is written with
 :func:`raydisc.storage.open_atomic` / :func:`raydisc.storage.write_bytes_atomic`, so the
 root may be a local folder or an object-store URI (``s3://bucket/prefix``). Besides
 ``truth.csv`` (per event) each region gets ``stations.csv`` (per sensor: channels,
-rate, orientation, metadata defects; see :data:`STATION_COLUMNS`).
+rate, orientation, metadata defects; see :data:`STATION_COLUMNS`); both tables are
+built in :mod:`.tables`. Noise windows and surface events (:mod:`.classes`) are added
+only when a :class:`~raydisc.synthetic.classes.ClassMix` asks for them.
 """
 from __future__ import annotations
 
-import csv
 import io
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -29,64 +31,22 @@ from obspy.core.event import (
 )
 
 from ..data import layout
-from ..storage import join, open_atomic, write_bytes_atomic
+from ..storage import open_atomic, write_bytes_atomic
 from . import physics
-from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, local_to_geographic, sample_event, waveform_rng
+from .classes import ClassMix, event_waveform_rng, sample_any
+from .events import EARTHQUAKE, QUARRY_BLAST, Network, SyntheticEvent, build_network, local_to_geographic
 from .inventory import AGENCY, CREATED, inventory_bytes
 from .regions import REGIONS
 from .specs import RegionSpec
 from .stations import StationPlan, build_plan, corrupt_events
 from .streams import corrupt, event_stream, mseed_bytes
-from .waveforms import build_grid
+from .grid import build_grid
+from .tables import (STATION_COLUMNS, STATIONS_FILE, SURFACE_COLUMNS, TRUTH_COLUMNS, WAVEFORM_FILE_COLUMN, csv_bytes,
+                     station_rows, stations_uri, truth_row)
 
 #: Events serialised to QuakeML per batch: ObsPy event objects are heavy (a few hundred
 #: kB each with picks and arrivals), so large catalogs are streamed, not built whole.
 CATALOG_CHUNK = 250
-TRUTH_COLUMNS = (
-    "event_id",
-    "true_type",
-    "catalog_type",
-    "magnitude",
-    "depth_km",
-    "latitude",
-    "longitude",
-    "origin_time",
-    "quarry",
-)
-#: Added to ``truth.csv`` of regions with corrupt files: ``ok``, ``garbled`` or
-#: ``truncated`` (see :data:`raydisc.synthetic.recording.CORRUPT_MODES`).
-WAVEFORM_FILE_COLUMN = "waveform_file"
-STATIONS_FILE = "stations.csv"
-#: ``stations.csv``: one row per sensor. ``components`` is the station's component set
-#: (ZNE letters), ``channels`` the sensor's SEED codes (space-separated), ``azimuth_1``
-#: the azimuth of channel 1 (empty with N/E), ``response`` full / sensitivity / none,
-#: ``in_inventory`` and ``coordinates`` 1 or 0 (coordinates: in the StationXML),
-#: ``epoch_gap_start``/``_end`` the gap between the channel epochs (empty without),
-#: ``defects`` the station's defects and a ``dual_sensor`` mark (space-separated; see
-#: :attr:`raydisc.synthetic.stations.StationPlan.defects`).
-STATION_COLUMNS = (
-    "station",
-    "location",
-    "channels",
-    "components",
-    "sampling_rate_hz",
-    "instrument",
-    "primary",
-    "azimuth_1",
-    "latitude",
-    "longitude",
-    "elevation_m",
-    "in_inventory",
-    "response",
-    "coordinates",
-    "epoch_gap_start",
-    "epoch_gap_end",
-    "defects",
-)
-
-
-def stations_uri(root: str, region: str) -> str:
-    return join(root, region, STATIONS_FILE)
 
 
 # -------------------------------------------------------------------------- catalog
@@ -95,8 +55,9 @@ def _rid(*parts: str) -> ResourceIdentifier:
 
 
 def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent, plan: Sequence[StationPlan] | None = None) -> Event:
-    """QuakeML event: catalog origin (with location error), ML and, unless the region's
-    recording has ``picks=False``, P and S picks and arrivals at every station, on the
+    """QuakeML event: catalog origin (with location error), ML (none for a noise
+    window) and, unless the region's recording has ``picks=False`` or the event has no
+    clear onsets (``event.has_picks``), P and S picks and arrivals at every station, on the
     Z channel (or first channel) of its primary sensor in ``plan`` (default: the
     region's nominal Z channel, location ``""``)."""
     eid = event.event_id
@@ -118,7 +79,7 @@ def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent, plan:
         pick_channels = [(s.primary.location, s.primary.channel_codes[0]) for s in plan]
     picks, arrivals = [], []
     for i, sta in enumerate(network.station_codes):
-        if not spec.recording.picks:
+        if not (spec.recording.picks and event.has_picks):
             break
         location, channel = pick_channels[i]
         wid = WaveformStreamID(network_code=network.code, station_code=sta, location_code=location, channel_code=channel)
@@ -154,88 +115,32 @@ def build_event(spec: RegionSpec, network: Network, event: SyntheticEvent, plan:
         arrivals=arrivals,
         quality=OriginQuality(
             used_phase_count=len(arrivals) if arrivals else None,
-            used_station_count=network.n_stations,
+            used_station_count=None if event.is_noise else network.n_stations,
             minimum_distance=float(cat_dist.min() / physics.KM_PER_DEGREE),
             maximum_distance=float(cat_dist.max() / physics.KM_PER_DEGREE),
         ),
         evaluation_mode="manual",
         creation_info=creation,
     )
-    magnitude = Magnitude(
+    magnitudes = [] if math.isnan(event.catalog_magnitude) else [Magnitude(
         resource_id=_rid(eid, "magnitude"),
         mag=event.catalog_magnitude,
         magnitude_type="ML",
         origin_id=origin.resource_id,
         station_count=network.n_stations,
         creation_info=creation,
-    )
+    )]
     return Event(
         resource_id=ResourceIdentifier(layout.RESOURCE_ID_PREFIX + eid),
         event_type=event.catalog_type,
         event_type_certainty="known",
         origins=[origin],
-        magnitudes=[magnitude],
+        magnitudes=magnitudes,
         picks=picks,
         preferred_origin_id=origin.resource_id,
-        preferred_magnitude_id=magnitude.resource_id,
+        preferred_magnitude_id=magnitudes[0].resource_id if magnitudes else None,
         creation_info=creation,
     )
-
-
-def truth_row(spec: RegionSpec, event: SyntheticEvent) -> dict:
-    """The ``TRUTH_COLUMNS`` of ``event``: true type and hypocentre."""
-    lat, lon = local_to_geographic(spec, event.east_km, event.north_km)
-    return {
-        "event_id": event.event_id,
-        "true_type": event.true_type,
-        "catalog_type": event.catalog_type,
-        "magnitude": f"{event.magnitude:.2f}",
-        "depth_km": f"{event.depth_km:.3f}",
-        "latitude": f"{float(lat):.5f}",
-        "longitude": f"{float(lon):.5f}",
-        "origin_time": str(event.origin_time),
-        "quarry": event.quarry,
-    }
-
-
-
-def station_rows(network: Network, plan: Sequence[StationPlan]) -> list[dict]:
-    """The :data:`STATION_COLUMNS` rows of ``plan``, one per sensor."""
-    rows = []
-    for station in plan:
-        i = station.index
-        gap = station.epoch_gap
-        for sensor in station.sensors:
-            rows.append(
-                {
-                    "station": station.code,
-                    "location": sensor.location,
-                    "channels": " ".join(sensor.channel_codes),
-                    "components": station.components if sensor.primary else "ZNE",
-                    "sampling_rate_hz": f"{sensor.sampling_rate_hz:g}",
-                    "instrument": sensor.instrument.name,
-                    "primary": int(sensor.primary),
-                    "azimuth_1": "" if station.azimuth_1 is None or not sensor.primary else f"{station.azimuth_1:.1f}",
-                    "latitude": f"{float(network.latitude[i]):.5f}",
-                    "longitude": f"{float(network.longitude[i]):.5f}",
-                    "elevation_m": f"{float(network.elevation_m[i]):.0f}",
-                    "in_inventory": int(station.in_inventory),
-                    "response": station.response,
-                    "coordinates": int(station.coordinates),
-                    "epoch_gap_start": "" if gap is None else str(gap[0]),
-                    "epoch_gap_end": "" if gap is None else str(gap[1]),
-                    "defects": " ".join(station.defects),
-                }
-            )
-    return rows
-
-
-def _csv_bytes(columns: Sequence[str], rows: list[dict]) -> bytes:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue().encode()
 
 
 def _xml_bytes(obj, fmt: str) -> bytes:
@@ -281,7 +186,8 @@ def write_catalog(
 
 
 # ----------------------------------------------------------------------------- API
-def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, progress: bool = False) -> dict:
+def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, progress: bool = False,
+                    mix: ClassMix = ClassMix()) -> dict:
     """Write one region under ``root`` and return its summary (see :func:`generate_archive`)."""
     network = build_network(spec, seed)
     plan = build_plan(spec, network, seed)
@@ -295,20 +201,20 @@ def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, p
 
         indices = tqdm(indices, desc=spec.name, unit="event")
     for index in indices:
-        event = sample_event(spec, seed, index)
-        data = mseed_bytes(event_stream(grid, plan, event, waveform_rng(spec, seed, index)))
+        event = sample_any(spec, seed, index, mix)
+        data = mseed_bytes(event_stream(grid, plan, event, event_waveform_rng(spec, seed, event)))
         if index in spoiled:
             data = corrupt(data, spoiled[index], spec, seed, index)
         write_bytes_atomic(layout.waveform_uri(root, spec.name, event.event_id), data)
         events.append(event)
     rows = [truth_row(spec, event) for event in events]
-    columns = TRUTH_COLUMNS
+    columns = TRUTH_COLUMNS + (SURFACE_COLUMNS if mix.surface_fraction > 0 else ())
     if spec.recording.corrupt_files:
-        columns = TRUTH_COLUMNS + (WAVEFORM_FILE_COLUMN,)
+        columns = columns + (WAVEFORM_FILE_COLUMN,)
         for i, row in enumerate(rows):
             row[WAVEFORM_FILE_COLUMN] = spoiled.get(i, "ok")
-    write_bytes_atomic(layout.truth_uri(root, spec.name), _csv_bytes(columns, rows))
-    write_bytes_atomic(stations_uri(root, spec.name), _csv_bytes(STATION_COLUMNS, station_rows(network, plan)))
+    write_bytes_atomic(layout.truth_uri(root, spec.name), csv_bytes(columns, rows))
+    write_bytes_atomic(stations_uri(root, spec.name), csv_bytes(STATION_COLUMNS, station_rows(network, plan)))
     # The catalog goes last: layout.list_regions treats a folder with a catalog as a
     # complete region.
     write_catalog(layout.catalog_uri(root, spec.name), spec, network, events, seed, plan=plan)
@@ -316,6 +222,7 @@ def generate_region(root: str, spec: RegionSpec, n_events: int, seed: int = 0, p
         "events": n_events,
         EARTHQUAKE: sum(r["catalog_type"] == EARTHQUAKE for r in rows),
         QUARRY_BLAST: sum(r["catalog_type"] == QUARRY_BLAST for r in rows),
+        **{t: sum(r["catalog_type"] == t for r in rows) for t in mix.event_types(spec)},
         "stations": network.n_stations,
         "recordings": n_events * network.n_stations,
     }
@@ -328,6 +235,7 @@ def generate_archive(
     seed: int = 0,
     progress: bool = False,
     specs: Mapping[str, RegionSpec] | None = None,
+    mix: ClassMix = ClassMix(),
 ) -> dict[str, dict]:
     """Write a synthetic multi-region archive under ``root`` (local path or fsspec URI).
 
@@ -351,13 +259,20 @@ def generate_archive(
         ``{"field": field_test_spec(REGIONS["basin"])}`` or
         ``{"b2": dataclasses.replace(REGIONS["basin"], name="b2", recording=...)}``;
         each spec's ``name`` must equal its key.
+    mix:
+        Shares of noise windows (``not existing``) and surface events (the region's
+        ``landslide`` / ``rockslide`` / ``snow avalanche``) among each region's events;
+        the default (none) writes exactly the archive without them. See
+        :mod:`raydisc.synthetic.classes`.
 
     Returns
     -------
-    ``{region: {"events", "earthquake", "quarry blast", "stations", "recordings"}}``;
-    class counts are by *catalog* event type (the labels a pipeline sees, including
-    the ~1 % label noise; ``truth.csv`` has the true types). ``recordings`` counts
-    station recordings written, corrupt files included.
+    ``{region: {"events", "earthquake", "quarry blast", "stations", "recordings"}}``,
+    plus a count per event type that ``mix`` adds to the region (``"not existing"``,
+    ``"rockslide"``...); class counts are by *catalog* event type (the labels a
+    pipeline sees, including the ~1 % label noise of earthquakes and blasts;
+    ``truth.csv`` has the true types). ``recordings`` counts station recordings
+    written, corrupt files included.
     """
     known = dict(REGIONS)
     for name, spec in (specs or {}).items():
@@ -380,5 +295,6 @@ def generate_archive(
         if n < 0:
             raise ValueError(f"events_per_region for {name} must be >= 0, got {n}")
         counts[name] = n
-    return {name: generate_region(root, known[name], n, seed=seed, progress=progress) for name, n in counts.items()}
+    return {name: generate_region(root, known[name], n, seed=seed, progress=progress, mix=mix)
+            for name, n in counts.items()}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .instruments import BROADBAND_120S, GEOPHONE_1HZ, SHORT_PERIOD_2HZ
 from .recording import CRATON_RECORDING
 from .specs import (AttenuationSpec, BlastingSpec, CatalogSpec, CrustModel, NetworkSpec, NoiseSpec, QuarrySite,
-                    RegionSpec, SeismicitySpec, WaveSpec)
+                    RegionSpec, SeismicitySpec, SlopeSite, SurfaceSpec, WaveSpec)
 
 ALPINE = RegionSpec(
     name="alpine",
@@ -92,6 +92,17 @@ ALPINE = RegionSpec(
         rg_q=30.0,
     ),
     catalog=CatalogSpec(location_sigma_km=0.8, depth_sigma_km=1.5, magnitude_sigma=0.1),
+    # Rock walls and avalanche tracks of high valleys.
+    surface=SurfaceSpec(
+        event_types=("rockslide", "snow avalanche"),
+        sites=(
+            SlopeSite("Nordwand Bergsturz", east_km=-8.0, north_km=27.0),
+            SlopeSite("Lawinenzug Hochtal", east_km=18.0, north_km=-12.0),
+            SlopeSite("Felsflanke Ost", east_km=31.0, north_km=15.0),
+        ),
+        location_sigma_km=0.3,
+        magnitude_mean=1.4,
+    ),
 )
 
 BASIN = RegionSpec(
@@ -175,6 +186,18 @@ BASIN = RegionSpec(
         rg_to_p=40.0,
     ),
     catalog=CatalogSpec(location_sigma_km=1.5, depth_sigma_km=2.5, magnitude_sigma=0.12),
+    # Range-front canyon walls and slumping bluffs.
+    surface=SurfaceSpec(
+        event_types=("landslide", "rockslide"),
+        sites=(
+            SlopeSite("Canyon Wall", east_km=-45.0, north_km=35.0),
+            SlopeSite("Slide Bluff", east_km=25.0, north_km=-20.0),
+        ),
+        location_sigma_km=0.6,
+        # Stations are tens of km from the slopes: only the larger slides are catalogued.
+        magnitude_mean=1.9,
+        magnitude_range=(1.2, 2.8),
+    ),
 )
 
 CRATON = RegionSpec(
@@ -262,6 +285,20 @@ CRATON = RegionSpec(
     ),
     catalog=CatalogSpec(location_sigma_km=2.0, depth_sigma_km=3.0, magnitude_sigma=0.1),
     recording=CRATON_RECORDING,
+    # A flat shield: only clay landslides on river banks, no rock walls or snow slopes.
+    surface=SurfaceSpec(
+        event_types=("landslide",),
+        sites=(
+            SlopeSite("Savijoki Bank", east_km=30.0, north_km=45.0),
+            SlopeSite("Jokivarsi Slope", east_km=-50.0, north_km=-20.0),
+        ),
+        location_sigma_km=0.8,
+        magnitude_mean=1.7,
+        magnitude_range=(1.0, 2.6),
+        rise_s=(4.0, 20.0),
+        duration_s=(40.0, 120.0),
+        peak_hz=(1.0, 2.5),
+    ),
 )
 
 #: The three built-in regions, by name.

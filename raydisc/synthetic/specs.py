@@ -240,6 +240,72 @@ class CatalogSpec:
     duration_days: int = 730
 
 
+#: QuakeML event types of surface events (mass movements) that the generator can draw.
+SURFACE_EVENT_TYPES: tuple[str, ...] = ("landslide", "rockslide", "snow avalanche")
+
+
+@dataclass(frozen=True)
+class SlopeSite:
+    """A steep slope that sheds mass movements: position relative to the region centre (km)."""
+
+    name: str
+    east_km: float
+    north_km: float
+
+
+@dataclass(frozen=True)
+class SurfaceSpec:
+    """Surface events: landslides, rockslides and snow avalanches on steep slopes.
+
+    A mass movement is a long, emergent surface source (depth 0) without a clear P or
+    S onset. Its source time function is random (Gaussian) under an envelope that rises
+    as ``sin^2`` over ``rise_s`` (onset to peak) and then decays exponentially to
+    ``duration_level`` of the peak at ``duration_s`` after the onset. The source spectrum
+    is a log-normal band of centre ``peak_hz`` (natural-log half-width ``band_width``),
+    so the energy lies mostly in 1-5 Hz, and is scaled like the blasts': its mean level
+    over ``magnitude_band_hz`` equals that of a point source of moment M0(ML), i.e. the
+    magnitude is energy-equivalent (a long source of a given ML has a lower peak
+    amplitude than an earthquake of that ML). A single-force-like radiation sends most
+    energy into Rg (surface waves, the region's Rg dispersion and Q), less into S and
+    little into P: ``*_radiation`` are the levels relative to an isotropic point source
+    of equal moment (P and S) or to the region's Rg excitation of one (Rg).
+
+    Units: km, s, Hz; ranges ``(lo, hi)``; ``rise_s`` and ``duration_s`` are drawn
+    log-uniformly, ``peak_hz`` uniformly, ML from a normal truncated to
+    ``magnitude_range``. Snow avalanches only occur in ``snow_months`` (1 = January).
+    """
+
+    event_types: tuple[str, ...] = ("landslide",)
+    sites: tuple[SlopeSite, ...] = ()
+    location_sigma_km: float = 0.5
+    magnitude_mean: float = 1.3
+    magnitude_sigma: float = 0.35
+    magnitude_range: tuple[float, float] = (0.6, 2.4)
+    rise_s: tuple[float, float] = (3.0, 15.0)
+    duration_s: tuple[float, float] = (20.0, 120.0)
+    duration_level: float = 0.05
+    peak_hz: tuple[float, float] = (1.5, 3.5)
+    band_width: float = 0.45
+    magnitude_band_hz: tuple[float, float] = (2.0, 6.0)
+    p_radiation: float = 0.1
+    s_radiation: float = 0.5
+    rg_radiation: float = 1.0
+    snow_months: tuple[int, ...] = (12, 1, 2, 3, 4)
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.event_types if t not in SURFACE_EVENT_TYPES]
+        if not self.event_types or unknown:
+            raise ValueError(f"SurfaceSpec.event_types {self.event_types!r}: each must be one of {SURFACE_EVENT_TYPES}")
+        for name in ("magnitude_range", "rise_s", "duration_s", "peak_hz", "magnitude_band_hz"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"SurfaceSpec.{name} {(lo, hi)!r} must be an increasing range >= 0")
+        if self.rise_s[0] <= 0 or 2 * self.rise_s[0] > self.duration_s[0]:
+            raise ValueError("SurfaceSpec: rise_s must be > 0 and at most half of the shortest duration_s")
+        if not 0 < self.duration_level < 1:
+            raise ValueError(f"SurfaceSpec.duration_level must be in (0, 1), got {self.duration_level}")
+
+
 @dataclass(frozen=True)
 class RegionSpec:
     """Everything that defines one synthetic region.
@@ -271,6 +337,8 @@ class RegionSpec:
     p_window_after_s: float = 80.0
     #: How the network records and reports; the default is complete 3-component data.
     recording: RecordingSpec = field(default_factory=RecordingSpec)
+    #: Mass movements (drawn only when a generation asks for surface events).
+    surface: SurfaceSpec = field(default_factory=SurfaceSpec)
 
     @property
     def channel_codes(self) -> tuple[str, str, str]:

@@ -6,23 +6,21 @@ Rg) is a time series of a direct spike at the arrival time plus envelope-modulat
 white noise (the coda), filtered in the frequency domain by the phase's wavelet:
 source spectrum x attenuation x ground-velocity derivative x instrument response.
 Ambient noise is added as coloured Gaussian-like noise in the frequency domain; one
-inverse FFT, rounding and 24-bit clipping give the counts.
+inverse FFT, rounding and 24-bit clipping give the counts. Surface events take their
+phases from :mod:`.surface`; noise windows have none (ambient noise only).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
 
 from . import physics
-from .events import Network, SyntheticEvent
-from .specs import RegionSpec
+from .events import SyntheticEvent
+from .grid import FFT_PAD_S, Phase, RegionGrid, build_grid, phase_series, rg_level, rg_path, rotate_zrt, window_duration_s
+from .surface import surface_phases
 
-#: Extra samples (s) beyond the kept window so that filter tails and the coda of
-#: late arrivals do not wrap around the circular FFT into the window.
-FFT_PAD_S = 20.0
 #: Ripple-fire sums are evaluated on a time grid at least this fine (Hz).
 RIPPLE_RATE_HZ = 2000.0
 #: Rg is skipped when its depth excitation factor at the lowest Rg frequency is below this.
@@ -32,104 +30,7 @@ RG_NEGLIGIBLE = 1e-3
 CODA_STREAM_SHIFT_S = 3.7
 
 
-@dataclass(frozen=True)
-class RegionGrid:
-    """Per-region, per-network quantities shared by all events.
-
-    ``freqs`` has shape ``(n_freq,)`` with ``n_freq = n_fft // 2 + 1``; ``response``
-    is the instrument response (counts per m/s) on it.
-    """
-
-    spec: RegionSpec
-    network: Network
-    n_samples: int
-    n_fft: int
-    freqs: np.ndarray
-    freqs32: np.ndarray
-    response: np.ndarray
-    rg_velocity: np.ndarray
-    rg_reference_km_s: float
-    rg_phase_per_km: np.ndarray
-    rg_band: np.ndarray
-
-    @property
-    def sampling_rate(self) -> float:
-        return self.spec.sampling_rate_hz
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.spec.sampling_rate_hz
-
-
-def window_duration_s(spec: RegionSpec, network: Network) -> float:
-    """Recording length after the window start (origin - ``pre_origin_s``): at least
-    ``pre + post`` s, extended until ``P + p_window_after_s`` fits at the farthest
-    possible source-station pair."""
-    quarry_reach = max(
-        math.hypot(q.east_km, q.north_km) + 4 * spec.blasting.location_sigma_km for q in spec.blasting.quarries
-    )
-    source_reach = max(spec.seismicity.epicentre_radius_km, quarry_reach)
-    station_reach = float(np.hypot(network.east_km, network.north_km).max())
-    farthest = np.array([source_reach + station_reach])
-    t_p = max(
-        float(physics.travel_times(spec.crust, farthest, depth, "P")[0][0])
-        for depth in (0.0, spec.seismicity.depth_km[1])
-    )
-    return spec.pre_origin_s + max(spec.post_origin_s, t_p + spec.p_window_after_s + 1.0)
-
-
-def build_grid(spec: RegionSpec, network: Network) -> RegionGrid:
-    fs = spec.sampling_rate_hz
-    n = int(round(window_duration_s(spec, network) * fs))
-    n_fft = sfft.next_fast_len(n + int(FFT_PAD_S * fs), real=True)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / fs)
-    w = spec.waves
-    rg_u = physics.rg_group_velocity(freqs, w.rg_band_hz, w.rg_velocity_km_s)
-    rg_ref = float(physics.rg_group_velocity(np.array([w.rg_peak_hz]), w.rg_band_hz, w.rg_velocity_km_s)[0])
-    f_safe = np.maximum(freqs, freqs[1])
-    return RegionGrid(
-        spec=spec,
-        network=network,
-        n_samples=n,
-        n_fft=n_fft,
-        freqs=freqs,
-        freqs32=freqs.astype(np.float32),
-        response=physics.instrument_response(freqs, spec.instrument),
-        rg_velocity=rg_u,
-        rg_reference_km_s=rg_ref,
-        rg_phase_per_km=physics.rg_dispersion_phase(freqs, rg_u, rg_ref),
-        rg_band=np.exp(-0.5 * (np.log(f_safe / w.rg_peak_hz) / w.rg_width) ** 2),
-    )
-
-
-@dataclass
-class _Phase:
-    """One phase at every station: arrival (s after window start), direct amplitudes
-    ``(n_sta, 3)`` (m s: displacement spectral level x polarisation), coda decay (s,
-    ``(n_sta,)``), coda energy ratio, coda component weights, and the wavelet's
-    station-dependent log-amplitude and phase (float32 ``(n_sta, n_freq)``) plus the
-    event source spectrum ``(n_freq,)``."""
-
-    arrival_s: np.ndarray
-    direct: np.ndarray
-    coda_decay_s: np.ndarray
-    coda_energy: float
-    coda_weights: tuple[float, float, float]
-    log_amp: np.ndarray
-    phase: np.ndarray
-    source: np.ndarray
-    horizontal_quadrature: bool = False  # Rg: horizontals lead by 90 degrees (ellipse)
-
-
-def _rotate_zrt(z: np.ndarray, r: np.ndarray, t: np.ndarray, azimuth_deg: np.ndarray) -> np.ndarray:
-    """Stack (Z, N, E) from vertical, radial (away from the source) and transverse."""
-    a = np.radians(azimuth_deg)
-    north = r * np.cos(a) - t * np.sin(a)
-    east = r * np.sin(a) + t * np.cos(a)
-    return np.stack([z, north, east], axis=-1)
-
-
-def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -> list[_Phase]:
+def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -> list[Phase]:
     """P, S and (for sources shallower than a few km) Rg at every station.
 
     Displacement spectral levels follow the far-field point-source formula
@@ -203,9 +104,9 @@ def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -
     att_p = physics.attenuation_exponent(grid.freqs32, t_p * q_path[0], att.qp0, att.eta, kappa, nyq)
     att_s = physics.attenuation_exponent(grid.freqs32, t_s * q_path[1], att.qs0, att.eta, kappa, nyq)
     phases = [
-        _Phase(
+        Phase(
             arrival_s=spec.pre_origin_s + t_p,
-            direct=_rotate_zrt(amp_p * np.cos(ip), amp_p * np.sin(ip), zero, azimuth),
+            direct=rotate_zrt(amp_p * np.cos(ip), amp_p * np.sin(ip), zero, azimuth),
             coda_decay_s=w.p_coda_decay_s * coda_scale,
             coda_energy=w.p_coda_energy,
             coda_weights=w.p_coda_weights,
@@ -213,9 +114,9 @@ def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -
             phase=att_p[1],
             source=source_p,
         ),
-        _Phase(
+        Phase(
             arrival_s=spec.pre_origin_s + t_s,
-            direct=_rotate_zrt(amp_sv * np.sin(js), amp_sv * np.cos(js), amp_sh, azimuth),
+            direct=rotate_zrt(amp_sv * np.sin(js), amp_sv * np.cos(js), amp_sh, azimuth),
             coda_decay_s=w.s_coda_decay_s * coda_scale,
             coda_energy=w.s_coda_energy,
             coda_weights=w.s_coda_weights,
@@ -228,26 +129,14 @@ def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -
     u_low = w.rg_velocity_km_s[0]
     depth_factor_low = math.exp(-w.rg_depth_decay * 2 * math.pi * w.rg_band_hz[0] * h / u_low)
     if depth_factor_low > RG_NEGLIGIBLE:
-        # Level relative to the P wave of an isotropic surface source at rg_reference_km.
-        rho0 = crust.density_g_cm3[0] * 1e3
-        alpha0 = crust.vp_km_s[0] * 1e3
         r_eff = np.maximum(dist, 1.0)
-        level_rg = (
-            w.rg_to_p * rg_radiation * moment / (4 * math.pi * rho0 * alpha0**3 * w.rg_reference_km * 1e3)
-            * np.sqrt(w.rg_reference_km / r_eff)
-        )
-        amp_rg = level_rg * site * scatter[2]
-        u = grid.rg_velocity
-        excitation = grid.rg_band * np.exp(-w.rg_depth_decay * 2 * math.pi * f * h / u)
-        r32 = r_eff.astype(np.float32)[:, None]
-        log_amp = (r32 * (1.0 / (w.rg_q * u)).astype(np.float32)[None, :] + kappa.astype(np.float32)[:, None]) * (
-            np.float32(-math.pi) * grid.freqs32
-        )[None, :]
-        phase = r32 * (-grid.rg_phase_per_km).astype(np.float32)[None, :]
+        amp_rg = rg_level(spec, moment, rg_radiation, r_eff) * site * scatter[2]
+        excitation = grid.rg_band * np.exp(-w.rg_depth_decay * 2 * math.pi * f * h / grid.rg_velocity)
+        log_amp, phase = rg_path(grid, r_eff)
         phases.append(
-            _Phase(
+            Phase(
                 arrival_s=spec.pre_origin_s + r_eff / grid.rg_reference_km_s,
-                direct=_rotate_zrt(amp_rg, amp_rg * w.rg_horizontal_ratio, zero, azimuth),
+                direct=rotate_zrt(amp_rg, amp_rg * w.rg_horizontal_ratio, zero, azimuth),
                 coda_decay_s=np.full(n_sta, w.rg_coda_decay_s) * coda_scale,
                 coda_energy=w.rg_coda_energy,
                 coda_weights=w.rg_coda_weights,
@@ -258,36 +147,6 @@ def _phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -
             )
         )
     return phases
-
-
-def _phase_series(grid: RegionGrid, phase: _Phase, white: np.ndarray) -> np.ndarray:
-    """Direct spike + coda as a float32 time series ``(n_sta, 3, n_fft)``.
-
-    ``white`` is unit-variance white noise of the same shape. The coda of a unit spike
-    has energy ``coda_energy`` (in squared-sample units, i.e. the spike's energy is 1)
-    when the noise is scaled by ``sqrt(2 dt E / tau)``.
-    """
-    fs = grid.sampling_rate
-    t = np.arange(grid.n_fft, dtype=np.float32) / np.float32(fs)
-    lag = t[None, :] - phase.arrival_s[:, None].astype(np.float32)
-    lag = np.maximum(lag, 0.0)  # envelope is zero before the arrival via the rise term
-    rise = np.float32(grid.spec.waves.coda_rise_s)
-    env = (-np.expm1(-lag / rise)) * np.exp(-lag / phase.coda_decay_s[:, None].astype(np.float32))
-    weights = np.asarray(phase.coda_weights, dtype=float)
-    weights /= np.linalg.norm(weights)
-    norm = np.linalg.norm(phase.direct, axis=1)  # (n_sta,)
-    coda_amp = norm[:, None] * weights[None, :] * np.sqrt(2.0 * phase.coda_energy / (fs * phase.coda_decay_s))[:, None]
-    series = white * coda_amp[:, :, None].astype(np.float32)
-    series *= env[:, None, :]
-    # Fractional-sample spike: linear split between the two neighbouring samples.
-    pos = phase.arrival_s * fs
-    k = np.floor(pos).astype(np.int64)
-    frac = (pos - k)[:, None]
-    inside = (k >= 0) & (k + 1 < grid.n_fft)
-    rows = np.nonzero(inside)[0]
-    series[rows, :, k[rows]] += (phase.direct[rows] * (1.0 - frac[rows])).astype(np.float32)
-    series[rows, :, k[rows] + 1] += (phase.direct[rows] * frac[rows]).astype(np.float32)
-    return series
 
 
 def _cexp64(log_amp: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -321,13 +180,20 @@ def synthesize_series(
     n_sta = grid.network.n_stations
     n_fft = grid.n_fft
     n_freq = len(f)
-    phases = _phases(grid, event, rng)
+    if event.is_noise:
+        phases = []  # a noise window: the region's ambient noise alone
+    elif event.is_surface:
+        phases = surface_phases(grid, event, rng)
+    else:
+        phases = _phases(grid, event, rng)
     # One uniform draw serves every phase's coda, each phase reading it at its own
     # offset (uniform noise becomes Gaussian after the band-limiting wavelet).
     shift = int(CODA_STREAM_SHIFT_S * fs)
-    uniform = rng.random((n_sta, 3, n_fft + shift * (len(phases) - 1)), dtype=np.float32)
-    uniform -= np.float32(0.5)
-    uniform *= np.float32(math.sqrt(12.0))
+    uniform = None
+    if any(phase.coda_energy > 0 for phase in phases):
+        uniform = rng.random((n_sta, 3, n_fft + shift * (len(phases) - 1)), dtype=np.float32)
+        uniform -= np.float32(0.5)
+        uniform *= np.float32(math.sqrt(12.0))
     # Ambient noise, coloured in the frequency domain: E|X_k|^2 = ASD^2 fs n / 2.
     local = event.origin_time + spec.utc_offset_h * 3600.0
     cultural = physics.cultural_noise_factor(local.hour + local.minute / 60.0, local.weekday, spec.noise)
@@ -353,7 +219,8 @@ def synthesize_series(
     # Velocity (2 pi i f) in counts (response), fs for the discrete spike convention.
     common = fs * 2j * math.pi * f * grid.response
     for j, phase in enumerate(phases):
-        series = _phase_series(grid, phase, uniform[:, :, j * shift : j * shift + n_fft])
+        white = None if phase.coda_energy <= 0 else uniform[:, :, j * shift : j * shift + n_fft]
+        series = phase_series(grid, phase, white)
         spectrum = sfft.rfft(series, axis=-1)
         if phase.horizontal_quadrature:
             spectrum[:, 1:] *= np.complex64(1j)
@@ -383,3 +250,7 @@ def synthesize_counts(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Ge
     the region's (synthesis) sampling rate."""
     series, _ = synthesize_series(grid, event, rng)
     return to_counts(series[..., : grid.n_samples], grid.spec.instrument.clip_counts)
+
+
+__all__ = ["FFT_PAD_S", "RegionGrid", "build_grid", "synthesize_counts", "synthesize_series", "to_counts",
+           "window_duration_s"]
