@@ -50,7 +50,7 @@ NOISE, SURFACE = "noise", "surface"
 @dataclass(frozen=True)
 class ClassMix:
     """Shares of a region's events that are noise windows and surface events (0 .. 0.5
-    each, together at most 1); the rest are earthquakes and blasts."""
+    each); the rest are earthquakes and blasts. Validated on construction."""
 
     noise_fraction: float = 0.0
     surface_fraction: float = 0.0

@@ -298,3 +298,9 @@ def generate_archive(
     return {name: generate_region(root, known[name], n, seed=seed, progress=progress, mix=mix)
             for name, n in counts.items()}
 
+
+
+# The table names stay importable from here, where the files are written.
+__all__ = ["CATALOG_CHUNK", "STATION_COLUMNS", "STATIONS_FILE", "SURFACE_COLUMNS", "TRUTH_COLUMNS",
+           "WAVEFORM_FILE_COLUMN", "build_event", "generate_archive", "generate_region", "station_rows",
+           "stations_uri", "truth_row", "write_catalog"]

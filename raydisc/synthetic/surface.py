@@ -86,8 +86,8 @@ def _wavetrains(grid: RegionGrid, event: SyntheticEvent, arrival_s: np.ndarray, 
 def surface_phases(grid: RegionGrid, event: SyntheticEvent, rng: np.random.Generator) -> list[Phase]:
     """P, S and Rg of surface event ``event`` at every station (see the module docstring).
 
-    Levels are the point-source ones of :func:`raydisc.synthetic.waveforms._phases` for
-    a source at the surface (P and S: ``M0 / (4 pi rho v^3) * G(R)``, Rg:
+    Levels are the point-source ones of the earthquakes' and blasts' phases
+    (:mod:`raydisc.synthetic.waveforms`) for a source at the surface (P and S: ``M0 / (4 pi rho v^3) * G(R)``, Rg:
     :func:`~raydisc.synthetic.grid.rg_level`) times the radiation of
     :class:`~raydisc.synthetic.specs.SurfaceSpec`, site and path scatter; the direct
     arrivals are the source time function, not spikes, and carry no separate coda.
