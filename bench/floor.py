@@ -69,7 +69,7 @@ def single_core_stages(archive: str, region: str, bundle_uri: str, batch_size: i
         recordings, _ = cut_recordings_from_stream(stream, event, stations, config)
         t2 = time.process_time()
         if recordings:
-            inputs.append(preprocess_recordings(recordings, config)[kind])
+            inputs.append(preprocess_recordings(recordings, config, (kind,))[kind])
         t3 = time.process_time()
         for r in recordings:
             recording_hash(r)
