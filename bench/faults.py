@@ -97,7 +97,7 @@ def event_request(archive: str, bundle_uri: str) -> dict:
     config = dataclasses.replace(bundle.preprocess_config, response_removal="sensitivity")
     recordings, rejects = cut_recordings(mseed_uri, ev, stations, config)
     assert recordings and not rejects, rejects
-    member = bundle.member_probabilities(preprocess_recordings(recordings, config)[bundle.input_kind])
+    member = bundle.member_probabilities(preprocess_recordings(recordings, config, (bundle.input_kind,))[bundle.input_kind])
     probs = soft_vote(member)
     expected = {r.key: (probs[i], member[:, i]) for i, r in enumerate(recordings)}
     return {"body": storage.read_bytes(mseed_uri), "params": {"metadata": json.dumps(request_metadata(ev, stations))},

@@ -69,7 +69,7 @@ def single_core_stages(archive: str, region: str, bundle_uri: str, batch_size: i
         recordings, _ = cut_recordings_from_stream(stream, event, stations, config)
         t2 = time.process_time()
         if recordings:
-            inputs.append(preprocess_recordings(recordings, config)[kind])
+            inputs.append(preprocess_recordings(recordings, config, (kind,))[kind])
         t3 = time.process_time()
         for r in recordings:
             recording_hash(r)
@@ -136,7 +136,7 @@ def main() -> None:
     header = f"{'stage':<34}" + "".join(f"{f'{n} ev ms':>11}{'x(a)':>7}" for n in sizes)
     print(header)
     labels = {"decode": "(a) decode miniSEED", "cut": "(b) + cut windows", "preprocess": "(c) + preprocess",
-              "hash": "(d) + input hash (SHA-256)", "inference": "(e) + fused inference"}
+              "hash": "(d) + input hash (XXH3-128)", "inference": "(e) + fused inference"}
     rows: dict[str, dict[int, float]] = {}
     for n in sizes:
         s, cumulative = stages[n], 0.0

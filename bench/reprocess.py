@@ -84,7 +84,7 @@ def naive_loop(archive: str, region: str, bundle_uri: str) -> dict:
         t["read_cut"] += time.perf_counter() - t0
         for r in recordings:
             t0 = time.perf_counter()
-            x = preprocess_recordings([r], config)[kind]
+            x = preprocess_recordings([r], config, (kind,))[kind]
             t1 = time.perf_counter()
             with torch.inference_mode():
                 xt = torch.as_tensor(x)

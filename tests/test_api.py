@@ -103,7 +103,7 @@ def test_api_endpoint_and_relabelling_give_the_same_probabilities(ray_cluster, e
     mine = result.to_pandas()
     np.testing.assert_allclose(mine["p_blast"], ray_stations["p_blast"], rtol=0, atol=1e-6)
     assert list(mine.columns) == list(ray_stations.columns)
-    assert (mine["input_sha256"].values == ray_stations["input_sha256"].values).all()
+    assert (mine["input_hash"].values == ray_stations["input_hash"].values).all()
 
     catalog_run = ensemble.classify_catalog(basin["catalog"], f"{tiny_archive}/{REGION}/waveforms", basin["inventory"],
                                             region=REGION)

@@ -79,3 +79,27 @@ def test_config_validation_and_round_trip():
     config = PreprocessConfig(window_length_s=60.0)
     assert PreprocessConfig.from_dict(config.to_dict()) == config
     assert config.fingerprint() != CONFIG.fingerprint()
+
+
+def test_an_offset_and_a_drift_far_larger_than_the_signal_are_removed_exactly():
+    # A digitizer offset 10^5 times the signal and a strong drift: the linear detrend
+    # must leave the same inputs as the signal alone.
+    rate = 100.0
+    n = cut_window_samples(rate, CONFIG)
+    t = np.arange(n) / rate
+    signal_counts = 20.0 * np.sin(2 * np.pi * 4.0 * t) + np.random.default_rng(3).normal(0, 5, (2, 3, n))
+    clean = preprocess(signal_counts, rate, np.full((2, 3), 1e9), CONFIG)
+    offset = preprocess(signal_counts + 2e6 + 300.0 * t, rate, np.full((2, 3), 1e9), CONFIG)
+    for kind in clean:
+        np.testing.assert_allclose(offset[kind], clean[kind], atol=1e-4, err_msg=kind)
+
+
+def test_kinds_asks_for_one_input_only_and_gives_the_same_values():
+    counts = _sine(5.0, 100.0)
+    both = preprocess(counts, 100.0, np.full((2, 3), 1e9), CONFIG)
+    for kind in ("spectrogram", "waveform"):
+        alone = preprocess(counts, 100.0, np.full((2, 3), 1e9), CONFIG, kinds=(kind,))
+        assert list(alone) == [kind]
+        np.testing.assert_array_equal(alone[kind], both[kind])
+    with pytest.raises(ValueError, match="unknown input kinds.*'fbank'"):
+        preprocess(counts, 100.0, np.full((2, 3), 1e9), CONFIG, kinds=("fbank",))

@@ -110,7 +110,7 @@ def test_end_to_end_matches_offline_member_probabilities(main_run, tiny_archive,
             np.testing.assert_allclose([r["p_earthquake"], r["p_blast"]], probs, atol=1e-5)
             np.testing.assert_allclose(np.array(r["member_probabilities"]), member, atol=1e-5)
             assert r["verdict"] == b.class_names[int(np.argmax(probs))]
-            assert r["bundle_id"] == b.bundle_id and len(r["input_sha256"]) == 64
+            assert r["bundle_id"] == b.bundle_id and r["input_hash"].startswith("xxh3_128:") and len(r["input_hash"]) == 9 + 32
         assert summary["regions"][region]["processed"] == len(expected)
         assert summary["regions"][region]["skipped"] == 0
     assert sum(r["recordings"] for r in progress_rows) == stations.num_rows
@@ -313,7 +313,7 @@ def test_sds_archive_gives_the_same_station_results(main_run, tiny_archive, bund
     got = _sorted(read_results(out, "stations")).to_pydict()
     ref = _sorted(read_results(main_run[0], "stations", ["craton"])).to_pydict()
     assert got["event_id"] == ref["event_id"] and got["station"] == ref["station"]
-    assert got["input_sha256"] == ref["input_sha256"]  # the very same raw windows
+    assert got["input_hash"] == ref["input_hash"]  # the very same raw windows
     np.testing.assert_allclose(got["p_blast"], ref["p_blast"], atol=1e-5)
 
 

@@ -83,7 +83,7 @@ class Classification:
         ``pick_source``, ``response``, ``origin_time`` (UTC), ``catalog_type``,
         ``distance_km`` (km), ``sampling_rate`` (Hz), ``p_<class>``, ``verdict``,
         ``probability``, ``spread``, ``member_probabilities`` (``n_members x n_classes``),
-        ``bundle_id``, ``input_sha256``, ``source``. ``"events"``: the one event row of
+        ``bundle_id``, ``input_hash``, ``source``. ``"events"``: the one event row of
         :func:`~raydisc.reprocess.outputs.event_schema` (``contradicts_catalog``, ...).
         """
         if level not in ("stations", "events"):

@@ -17,14 +17,12 @@ import pyarrow as pa
 
 from ..config import PreprocessConfig
 from ..features.batch import preprocess_recordings
+from ..features.preprocess import INPUT_KINDS
 from .catalog import CatalogEntry, EventInfo, index_catalog, parse_catalog_entries_isolating
 from .inventory import StationInfo, read_stations
 from .records import Reject
 from .recordings import Recording
 from .shards import REJECT_SCHEMA, write_table_atomic
-
-#: The model input kinds :func:`preprocess_recordings` returns.
-INPUT_KINDS = ("spectrogram", "waveform")
 
 #: ``event_id -> source`` (file or service) named in reject rows, or one fixed name.
 SourceOf = Callable[[str], str] | str
@@ -59,12 +57,12 @@ def preprocess_isolating(recordings: Sequence[Recording], config: PreprocessConf
     """
     recordings = list(recordings)
     try:
-        batches = [(recordings, preprocess_recordings(recordings, config))] if recordings else []
+        batches = [(recordings, preprocess_recordings(recordings, config, kinds))] if recordings else []
     except Exception:
         batches = []
         for r in recordings:
             try:
-                batches.append(([r], preprocess_recordings([r], config)))
+                batches.append(([r], preprocess_recordings([r], config, kinds)))
             except Exception as exc:
                 batches.append(([r], exc))
     kept: list[Recording] = []

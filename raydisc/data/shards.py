@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import PreprocessConfig, SplitConfig
+from ..features.preprocess import INPUT_KINDS
 from ..labels import CLASS_NAMES
 from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
 
 SCHEMA_VERSION = 2
 DATASET_FILE = "_dataset.json"
 REJECTS_DIR = "_rejects"
-INPUT_KINDS: tuple[str, ...] = ("spectrogram", "waveform")
 
 
 class ShardError(ValueError):

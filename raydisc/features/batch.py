@@ -7,12 +7,12 @@ data/ (data/ imports features/).
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 import numpy as np
 
 from ..config import PreprocessConfig
-from .preprocess import output_bins, preprocess
+from .preprocess import INPUT_KINDS, output_bins, preprocess
 from .response import default_cache
 
 
@@ -63,16 +63,15 @@ def _inverse_responses(recordings: Sequence[BatchRecording], n: int, rate: float
     return out
 
 
-def preprocess_recordings(recordings: Sequence[BatchRecording], config: PreprocessConfig) -> dict[str, np.ndarray]:
+def preprocess_recordings(recordings: Sequence[BatchRecording], config: PreprocessConfig,
+                          kinds: Collection[str] = INPUT_KINDS) -> dict[str, np.ndarray]:
     """Run :func:`raydisc.features.preprocess` over recordings of any mix of sampling
     rates and component sets, vectorized over blocks of :data:`PREPROCESS_BLOCK`
     recordings of one rate, with each channel's full response removed where it has one
-    (``config.response_removal``), and return inputs ``(len(recordings), *shape)``
-    float32 in the original order."""
-    out = {
-        "spectrogram": np.empty((len(recordings), *config.spectrogram_shape), np.float32),
-        "waveform": np.empty((len(recordings), *config.waveform_shape), np.float32),
-    }
+    (``config.response_removal``), and return inputs of ``kinds``
+    ``(len(recordings), *shape)`` float32 in the original order."""
+    shapes = {"spectrogram": config.spectrogram_shape, "waveform": config.waveform_shape}
+    out = {kind: np.empty((len(recordings), *shapes[kind]), np.float32) for kind in kinds}
     rates = np.array([r.sampling_rate for r in recordings])
     for rate in np.unique(rates):
         same_rate = np.flatnonzero(rates == rate)
@@ -87,6 +86,7 @@ def preprocess_recordings(recordings: Sequence[BatchRecording], config: Preproce
                 config,
                 present=np.stack([r.present for r in block]),
                 inverse_response=_inverse_responses(block, counts.shape[-1], float(rate), config),
+                kinds=kinds,
             )
             for kind, values in inputs.items():
                 out[kind][rows] = values

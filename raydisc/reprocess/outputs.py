@@ -69,7 +69,7 @@ def station_schema(class_names, n_members: int) -> pa.Schema:
             ("verdict", pa.string()), ("verdict_class", pa.int8()), ("probability", pa.float64()),
             ("spread", pa.float64()),
             ("member_probabilities", pa.list_(pa.list_(pa.float32(), n_classes), n_members)),
-            ("bundle_id", pa.string()), ("input_sha256", pa.string()), ("source", pa.string()),
+            ("bundle_id", pa.string()), ("input_hash", pa.string()), ("source", pa.string()),
         ]
     )
 

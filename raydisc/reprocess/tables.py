@@ -8,11 +8,11 @@ its tables, so both have one definition of every column.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import xxhash
 
 from ..data.ingest import EventInfo, Recording
 from ..ensemble import aggregate_events, ensemble_spread, soft_vote
@@ -22,16 +22,26 @@ from . import outputs
 #: Metadata columns carried with every recording: the station's, then its event's
 #: (``catalog_class`` -1 = type not in the label map).
 RECORDING_COLUMNS = ("event_id", "region", "network", "station", "location", "components", "pick_source", "response",
-                     "distance_km", "sampling_rate", "input_sha256", "source", "origin_time", "magnitude",
+                     "distance_km", "sampling_rate", "input_hash", "source", "origin_time", "magnitude",
                      "catalog_type", "catalog_class")
 
 
+#: The definition of the ``input_hash`` column, written as the prefix of every value so
+#: that tables made with another definition are never compared by mistake.
+INPUT_HASH = "xxh3_128"
+
+
 def recording_hash(recording: Recording) -> str:
-    """SHA-256 of the raw window (float64 counts ``(3, n)``, C order) and its rate in Hz:
-    the same data gives the same hash whichever archive format it was read from."""
-    digest = hashlib.sha256(np.ascontiguousarray(recording.counts, dtype=np.float64).tobytes())
+    """``"xxh3_128:<32 hex digits>"``: XXH3 (128 bit) of the raw window (float64 counts
+    ``(3, n)``, C order, little-endian) and its rate in Hz (``repr`` of the float):
+    the same data gives the same hash whichever archive format it was read from.
+
+    An identity check, not a signature: a non-cryptographic hash at ~50 GB/s instead of
+    SHA-256 at ~1.5 GB/s, which was a tenth of the job's CPU time per recording.
+    """
+    digest = xxhash.xxh3_128(np.ascontiguousarray(recording.counts, dtype="<f8"))
     digest.update(repr(float(recording.sampling_rate)).encode())
-    return digest.hexdigest()
+    return f"{INPUT_HASH}:{digest.hexdigest()}"
 
 
 def _event_columns(events: Sequence[EventInfo], label_map: Mapping[str, int]) -> dict:
@@ -67,7 +77,7 @@ def recording_columns(recordings: Sequence[Recording], region: str, events: Sequ
         "response": np.array([r.response_kind for r in recordings], dtype=object),
         "distance_km": np.array([r.distance_km for r in recordings], dtype=np.float64),
         "sampling_rate": np.array([r.sampling_rate for r in recordings], dtype=np.float64),
-        "input_sha256": np.array([recording_hash(r) for r in recordings], dtype=object),
+        "input_hash": np.array([recording_hash(r) for r in recordings], dtype=object),
         "source": np.array([source_of(r.event.event_id) for r in recordings], dtype=object),
         **_event_columns(events, label_map),
     }
@@ -141,4 +151,4 @@ def result_tables(columns: dict, member: np.ndarray, class_names: Sequence[str],
             outputs.build_table(event_table, outputs.event_schema(names)))
 
 
-__all__ = ["RECORDING_COLUMNS", "recording_columns", "recording_hash", "result_tables"]
+__all__ = ["INPUT_HASH", "RECORDING_COLUMNS", "recording_columns", "recording_hash", "result_tables"]

@@ -191,7 +191,7 @@ def recordings_from_uris(
 def model_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str) -> np.ndarray:
     """``(n, *input_shape)`` float32 inputs of ``kind`` ("spectrogram"/"waveform") through
     the one preprocessing entry point."""
-    return preprocess_recordings(recordings, config)[kind]
+    return preprocess_recordings(recordings, config, (kind,))[kind]
 
 
 def isolated_inputs(recordings: list[Recording], config: PreprocessConfig, kind: str, source: str = "request"
