@@ -79,7 +79,7 @@ def triage_report(keys: np.ndarray, member_probs: np.ndarray, y_station: np.ndar
     station = {"ensemble": (soft_vote(member_probs), soft_vote(calibrate_members(member_probs, temps))),
                "best_member": (member_probs[best].astype(np.float64),
                                calibrate_members(member_probs[best:best + 1], temps[best:best + 1])[0])}
-    summary: dict[str, Any] = {"target_accuracy": target_accuracy, "best_member": int(best),
+    summary: dict[str, Any] = {"target_accuracy": target_accuracy, "best_member_index": int(best),
                                "events": int(len(y_event)),
                                "recordings": int(len(y_station)), "event_rule": rule, "policy": policy.to_dict()}
     rows, reliability = [], {}
