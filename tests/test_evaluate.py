@@ -68,7 +68,8 @@ def test_evaluation_writes_tables_and_figures(shards, evaluated):
     bundle, result = evaluated
     assert result.out_dir == default_out_dir(bundle, "test")
     for name in ("station_predictions.parquet", "event_predictions.parquet", "metrics.csv", "metrics.parquet",
-                 "summary.csv", "member_accuracy.csv", "reliability.png", "spread.png",
+                 "summary.csv", "member_accuracy.csv", "reliability.png", "spread.png", "triage.json",
+                 "coverage_accuracy.csv", "coverage_accuracy.png", "calibration.png",
                  *(f"confusion_{m}_{level}.png" for m in ("best_member", "ensemble") for level in ("station", "event"))):
         path = os.path.join(result.out_dir, name)
         assert os.path.getsize(path) > 0, name
@@ -113,6 +114,47 @@ def test_accuracies_match_a_recomputation_from_station_predictions(evaluated):
     assert result.summary.loc["best single (member 1)", "station acc"] == pytest.approx((best.argmax(1) == y).mean())
     events = pd.read_parquet(os.path.join(result.out_dir, "event_predictions.parquet"))
     assert len(events) == len(event_labels) and events["n_stations"].sum() == len(stations)
+
+
+def test_triage_of_a_bundle_with_a_policy_matches_a_recomputation(shards, evaluated, tmp_path):
+    """With the bundle's temperatures and threshold: confidence = calibrated ensemble
+    mean probability of the verdict at event level, the share of events labelled
+    automatically at the bundle's threshold, and the target threshold of this split."""
+    import json
+
+    from raydisc.ensemble import TriagePolicy, write_triage_policy
+    from raydisc.ensemble.triage import calibrate, threshold_for_accuracy
+
+    bundle, _ = evaluated
+    copy = tmp_path / "bundle"
+    import shutil
+
+    shutil.copytree(bundle, copy)
+    temps = (2.0, 0.7, 1.3)
+    write_triage_policy(str(copy), TriagePolicy(temperatures=temps, confidence_threshold=0.8,
+                                                fitted_on={"split": "validation"}))
+    result = evaluate(str(copy), shards, REGIONS, out_dir=str(tmp_path / "out"), plots=False, target_accuracy=0.9)
+    stations = result.stations
+    member = [calibrate(stations[[f"p_{c}_m{m:03d}" for c in CLASS_NAMES]].to_numpy(), temps[m])
+              for m in range(N_MEMBERS)]
+    keys = (stations["region"] + "/" + stations["event_id"]).to_numpy()
+    calibrated = np.mean([aggregate_events(keys, p)[1] for p in member], axis=0)
+    events = result.events
+    verdict = events["predicted_ensemble"].to_numpy()
+    confidence = calibrated[np.arange(len(events)), verdict]
+    np.testing.assert_allclose(events["confidence_ensemble"], confidence, atol=1e-6)
+    assert events["triage_ensemble"].tolist() == np.where(confidence >= 0.8, "auto", "review").tolist()
+    correct = verdict == events["label"].to_numpy()
+    summary = json.loads((tmp_path / "out" / "triage.json").read_text())
+    at_bundle = summary["ensemble"]["at_bundle_threshold"]
+    assert at_bundle["coverage"] == pytest.approx((confidence >= 0.8).mean())
+    expected = threshold_for_accuracy(confidence, correct, 0.9)
+    at_target = summary["ensemble"]["at_target"]
+    assert at_target["threshold"] == ("never" if expected is None else pytest.approx(expected))
+    assert summary["policy"]["temperatures"] == list(temps) and summary["target_accuracy"] == 0.9
+    assert "triage at 90.0% target accuracy" in result.format()
+    # The verdicts and accuracies are those of the uncalibrated soft vote, unchanged.
+    assert result.summary.equals(evaluated[1].summary)
 
 
 def test_majority_rule_uses_station_votes(shards, evaluated, tmp_path):

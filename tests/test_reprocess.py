@@ -156,7 +156,8 @@ def _assert_same_tables(out: str, out_ref: str, region: str) -> None:
         ref = _sorted(read_results(out_ref, table, [region]), keys).to_pydict()
         assert got.keys() == ref.keys()
         for column in got:
-            if column in ("p_earthquake", "p_blast", "probability", "spread", "member_probabilities"):
+            if column in ("p_earthquake", "p_blast", "probability", "spread", "member_probabilities", "confidence",
+                          "disagreement"):
                 np.testing.assert_allclose(np.array(got[column], dtype=float), np.array(ref[column], dtype=float), atol=1e-6)
             else:
                 assert got[column] == ref[column], column

@@ -120,6 +120,7 @@ def test_health_ready_info_schema(server, tiny_bundle):
     assert info["architecture"] == ARCH and len(info["members"]) == N_MEMBERS
     assert info["label_map"] == bundle.label_map and info["class_names"] == list(bundle.class_names)
     assert info["auth_required"] is False and info["composition"] == "ensemble"
+    assert info["triage"]["temperatures"] == [1.0] * N_MEMBERS and info["triage"]["confidence_threshold"] is None
     schema = requests.get(f"{server}/v1/openapi.json", timeout=10).json()
     assert schema["info"]["version"].startswith("1.")
     assert {"/v1/info", "/v1/classify/mseed", "/v1/classify/arrays", "/v1/classify/uris"} <= set(schema["paths"])
@@ -160,6 +161,14 @@ def test_arrays_match_offline(server, tiny_bundle, event):
                 "start_s": config.window_start_s - config.padding_s} for r in recordings]
     answer = Client(server).classify_arrays(payload, event={"event_id": ev.event_id})
     assert_matches(answer, expected, ev.event_id)
+    # Triage: the bundle has no policy (temperatures 1, no threshold): the confidence is
+    # the event probability of the verdict and every event is auto, unless the request
+    # sets a threshold above its confidence.
+    event_answer = answer["event"]
+    assert event_answer["confidence"] == pytest.approx(event_answer["probabilities"][event_answer["predicted_label"]])
+    assert event_answer["disagreement"] >= 0 and event_answer["triage"] == "auto"
+    strict = Client(server).classify_arrays(payload, event={"event_id": ev.event_id}, review_below=1.0)
+    assert strict["event"]["triage"] == "review" and strict["event"]["confidence"] == event_answer["confidence"]
 
 
 def test_uris_match_offline_and_roots_are_enforced(server, tiny_bundle, event, tiny_archive, s3_server):

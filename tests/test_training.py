@@ -138,6 +138,14 @@ def test_ensemble_trains_into_a_loadable_bundle(shards, trained):
     assert sum("epoch   2/2" in line for line in lines) == 2
     assert any(name.startswith("checkpoint_") for _, dirs, _ in os.walk(os.path.join(run_dir, "members")) for name in dirs)
 
+    # Triage fitted on the validation split: a temperature per member, a threshold
+    # (a number or "never"), logged.
+    policy = bundle.triage_policy
+    assert len(policy.temperatures) == 2 and policy.fitted_on["split"] == "validation"
+    assert policy.target_accuracy == 0.99 and policy.confidence_threshold is not None
+    assert policy.fitted_on["recordings"] == label_counts(shards, REGIONS)["validation"].sum()
+    assert any(line.startswith("triage fitted on the validation split") for line in lines)
+
     # The bundle predicts; its weights are the best-validation-loss epoch's.
     x = np.zeros((2, *bundle.input_shape), np.float32)
     assert bundle.predict(x)["member_probabilities"].shape == (2, 2, len(CLASS_NAMES))
@@ -149,6 +157,7 @@ def test_cli_evaluates_the_trained_bundle(shards, trained, capsys):
     assert main(["evaluate", bundle_uri, shards, "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "best single (member" in out and "ensemble (2 members)" in out
+    assert "triage at 99.0% target accuracy" in out
     stations = pd.read_parquet(os.path.join(run_dir, "evaluation-test", "station_predictions.parquet"))
     assert len(stations) == label_counts(shards, REGIONS)["test"].sum()
 

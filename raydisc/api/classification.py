@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.ingest import EventInfo, Recording, Reject
 from ..ensemble.results import ClassifyResponse, EventResult, StationResult
+from ..ensemble.triage import TriagePolicy
 from ..labels import EVENT_TYPE_TO_CLASS
 from ..reprocess.tables import recording_columns, result_tables
 
@@ -39,7 +40,9 @@ class Classification:
     ``member_probabilities``: float32 ``(n_members, n, n_classes)`` softmax outputs;
     ``event_info``: the event as read (origin POSIX s, degrees, km; picks);
     ``source``: what the waveforms were (names the data in the tables);
-    ``label_map``: the bundle's catalog event type -> class (the tables' ``catalog_class``).
+    ``label_map``: the bundle's catalog event type -> class (the tables' ``catalog_class``);
+    ``triage``: the bundle's triage policy and ``review_below`` the threshold override
+    the event's ``confidence`` / ``triage`` were computed with.
     """
 
     response: ClassifyResponse
@@ -49,6 +52,8 @@ class Classification:
     event_info: EventInfo
     source: str = "stream"
     label_map: dict[str, int] = field(default_factory=lambda: dict(EVENT_TYPE_TO_CLASS))
+    triage: TriagePolicy | None = None
+    review_below: float | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -62,7 +67,8 @@ class Classification:
 
     @property
     def event(self) -> EventResult:
-        """The event verdict (mean of the station probabilities) and its number of stations."""
+        """The event verdict (mean of the station probabilities), its number of stations,
+        confidence, disagreement and triage (``auto`` / ``review``)."""
         return self.response.event
 
     @property
@@ -91,7 +97,8 @@ class Classification:
         columns = recording_columns(self.recordings, self.event_info.region, [r.event for r in self.recordings],
                                     lambda event_id: self.source, self.label_map)
         stations, events = result_tables(columns, self.member_probabilities.transpose(1, 0, 2), self.class_names,
-                                         self.response.bundle_id, self.event_info.region)
+                                         self.response.bundle_id, self.event_info.region, self.triage,
+                                         self.review_below)
         return (stations if level == "stations" else events).to_pandas()
 
 

@@ -50,6 +50,8 @@ class EnsembleInfo:
     preprocessing: dict[str, Any]
     training_data: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    #: The bundle's triage policy (:meth:`raydisc.ensemble.TriagePolicy.to_dict`).
+    triage: dict[str, Any] = field(default_factory=dict)
 
 
 #: Provenance fields that describe the training data (see raydisc.training.ensemble).
@@ -153,7 +155,7 @@ class Ensemble:
             classes=b.class_names, label_map=dict(b.label_map), input_kind=b.input_kind, input_shape=b.input_shape,
             preprocessing=dict(b.manifest["preprocess_config"]),
             training_data={k: b.provenance[k] for k in _TRAINING_DATA_KEYS if k in b.provenance},
-            created_at=b.created_at)
+            created_at=b.created_at, triage=b.triage_policy.to_dict())
 
     def __repr__(self) -> str:
         return (f"Ensemble({self.bundle.uri!r}: {len(self.bundle.members)} x {self.bundle.architecture}, "
@@ -168,6 +170,7 @@ class Ensemble:
         *,
         event_id: str | None = None,
         reading: Mapping[str, Any] | None = None,
+        review_below: float | None = None,
     ) -> Classification:
         """Classify one event from its raw recordings.
 
@@ -181,7 +184,9 @@ class Ensemble:
         the bundle's config) unless the bundle says otherwise. ``event_id`` names the
         event (default: the event's id); ``reading``: raw-data fields of the
         preprocessing config to change for this data (:func:`raydisc.config.with_raw_data`:
-        ``channel_priority``, ``pick_source``, ``response_removal``, ...).
+        ``channel_priority``, ``pick_source``, ``response_removal``, ...);
+        ``review_below``: the event's triage is ``review`` when its confidence is below
+        this (default: the bundle's triage threshold).
 
         Every station goes through the project's cutting rules and preprocessing; the
         unusable ones are listed in ``result.rejects`` with their reasons. Raises
@@ -205,8 +210,9 @@ class Ensemble:
             raise NoUsableRecordingError(f"event {info.event_id}: no usable station recording: {reasons}", rejects)
         member = self.bundle.member_probabilities(x)
         response = classify_response(self.bundle.bundle_id, self.bundle.class_names, recordings, rejects, member,
-                                     info.event_id)
-        return Classification(response, recordings, rejects, member, info, source, dict(self.bundle.label_map))
+                                     info.event_id, self.bundle.triage_policy, review_below)
+        return Classification(response, recordings, rejects, member, info, source, dict(self.bundle.label_map),
+                              self.bundle.triage_policy, review_below)
 
     def classify_catalog(self, catalog, waveforms, inventory, **options):
         """Every event of ``catalog`` classified and the catalog annotated, as

@@ -24,8 +24,9 @@ from ..config import ConfigError, PreprocessConfig, fingerprint_of
 from ..labels import CLASS_NAMES, EVENT_TYPE_TO_CLASS
 from ..models import MODELS, input_kind_of, input_shape_of, resolve_hparams
 from .bundle_format import (FORMAT_VERSION, MANIFEST_FILE, MEMBER_DIR, REQUIRED_MEMBER_METRICS, BundleError,
-                            content_hash, jsonable, load_member, read_manifest, read_member_state)
+                            content_hash, jsonable, load_member, read_manifest, read_member_state, triage_policy_of)
 from .loaded_bundle import EnsembleBundle, inference_memory_format
+from .triage import TriagePolicy
 from .voting import best_member as _best_member
 
 
@@ -45,6 +46,7 @@ def save_bundle(
     select_by: str = "validation_loss",
     higher_is_better: bool = False,
     overwrite: bool = False,
+    triage_policy: TriagePolicy | None = None,
 ) -> str:
     """Write an ensemble bundle to ``uri`` and return its ``bundle_id``.
 
@@ -59,6 +61,8 @@ def save_bundle(
     are kept. ``best_member`` is chosen by ``select_by`` (lower is better unless
     ``higher_is_better``). An existing bundle at ``uri`` is only replaced with
     ``overwrite=True``; its ``bundle.json`` is removed before new members are written.
+    ``triage_policy``: stored as the manifest's ``triage`` (none: the bundle loads with
+    the identity policy; :func:`write_triage_policy` adds one later).
     """
     if architecture not in MODELS:
         raise BundleError(f"bundle {uri}: unknown architecture {architecture!r}; known models: {sorted(MODELS)}")
@@ -97,6 +101,9 @@ def save_bundle(
     except (ValueError, TypeError) as exc:
         raise BundleError(f"bundle {uri}: cannot choose the best member by {select_by!r}: {exc}") from None
 
+    if triage_policy is not None and len(triage_policy.temperatures) != len(member_state_dicts):
+        raise BundleError(f"bundle {uri}: triage policy has {len(triage_policy.temperatures)} temperatures for "
+                          f"{len(member_state_dicts)} members")
     for i, state in enumerate(member_state_dicts):
         load_member(uri, f"member {i}", architecture, input_shape, len(CLASS_NAMES), resolved, state)
 
@@ -131,15 +138,36 @@ def save_bundle(
         "best_member_criterion": {"metric": select_by, "higher_is_better": bool(higher_is_better)},
         "provenance": provenance_json,
     }
-    bundle_id = content_hash(manifest)
+    if triage_policy is not None:
+        manifest["triage"] = jsonable(triage_policy.to_dict())
+    return _write_manifest(uri, manifest, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _write_manifest(uri: str, manifest: Mapping[str, Any], created_at: str) -> str:
+    """Write ``bundle.json`` (atomically) with the ``bundle_id`` of ``manifest``'s content
+    (without ``bundle_id`` and ``created_at``); returns the id."""
+    content = {k: v for k, v in manifest.items() if k not in ("bundle_id", "created_at")}
+    bundle_id = content_hash(content)
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": content["format_version"],
         "bundle_id": bundle_id,
-        **{k: v for k, v in manifest.items() if k != "format_version"},
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **{k: v for k, v in content.items() if k != "format_version"},
+        "created_at": created_at,
     }
-    storage.write_bytes_atomic(manifest_uri, json.dumps(manifest, indent=2, allow_nan=False).encode())
+    storage.write_bytes_atomic(storage.join(uri, MANIFEST_FILE), json.dumps(manifest, indent=2, allow_nan=False).encode())
     return bundle_id
+
+
+def write_triage_policy(uri: str, policy: TriagePolicy) -> str:
+    """Store ``policy`` in the bundle at ``uri`` (replacing any) and return the new
+    ``bundle_id``: the policy is part of the content, so the id changes with it. Only
+    ``bundle.json`` is rewritten (atomically); member files stay."""
+    manifest = read_manifest(uri)
+    if len(policy.temperatures) != len(manifest["members"]):
+        raise BundleError(f"bundle {uri}: triage policy has {len(policy.temperatures)} temperatures for "
+                          f"{len(manifest['members'])} members")
+    manifest["triage"] = jsonable(policy.to_dict())
+    return _write_manifest(uri, manifest, manifest.get("created_at", ""))
 
 
 def load_bundle(
@@ -207,6 +235,7 @@ def load_bundle(
         created_at=manifest.get("created_at", ""),
         provenance=dict(manifest.get("provenance") or {}),
         manifest=manifest,
+        triage=triage_policy_of(uri, manifest),
     )
 
 
@@ -218,4 +247,5 @@ __all__ = [
     "read_manifest",
     "read_member_state",
     "save_bundle",
+    "write_triage_policy",
 ]

@@ -12,7 +12,10 @@ model), ``input_shape``, ``n_classes``, ``class_names``, ``label_map``,
 ``preprocess_config`` with its ``preprocess_fingerprint``, ``members`` (``file``,
 ``sha256`` of the file, and the member's metrics: ``seed``, ``validation_loss``,
 ``validation_accuracy``, ...), ``best_member`` with ``best_member_criterion``,
-``created_at`` (UTC, ISO 8601) and a free ``provenance`` dict.
+``created_at`` (UTC, ISO 8601), a free ``provenance`` dict and, optionally, ``triage``:
+the :class:`~raydisc.ensemble.triage.TriagePolicy` (per-member temperatures, confidence
+threshold, target accuracy, what it was fitted on). A bundle without ``triage`` loads
+with temperatures 1 and no threshold (every event ``auto``).
 
 Only safe formats are read: JSON and safetensors (no pickle). :func:`load_bundle` is the
 one loader that evaluation, batch reprocessing and serving use.
@@ -32,6 +35,7 @@ from torch import nn
 
 from .. import storage
 from ..models import MODELS, build_model
+from .triage import TriagePolicy
 
 #: Format 2: models read presence planes of the components (vertical-only stations),
 #: and the preprocessing config holds the raw-data fields (channels, picks, response).
@@ -112,7 +116,25 @@ def read_manifest(uri: str) -> dict[str, Any]:
         raise BundleError(f"bundle {uri}: no members listed")
     if not 0 <= manifest["best_member"] < len(manifest["members"]):
         raise BundleError(f"bundle {uri}: best_member {manifest['best_member']} out of range")
+    triage_policy_of(uri, manifest)  # a bad policy fails here, naming the bundle
     return manifest
+
+
+def triage_policy_of(uri: str, manifest: Mapping[str, Any]) -> TriagePolicy:
+    """The bundle's triage policy (``manifest["triage"]``), or the identity policy
+    (temperatures 1, no threshold) for a bundle without one; BundleError when it is
+    malformed or its temperatures do not match the members."""
+    n_members = len(manifest["members"])
+    if manifest.get("triage") is None:
+        return TriagePolicy.identity(n_members)
+    try:
+        policy = TriagePolicy.from_dict(manifest["triage"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BundleError(f"bundle {uri}: invalid triage policy ({exc})") from None
+    if len(policy.temperatures) != n_members:
+        raise BundleError(f"bundle {uri}: triage policy has {len(policy.temperatures)} temperatures for "
+                          f"{n_members} members")
+    return policy
 
 
 
@@ -163,4 +185,5 @@ def load_member(
 __all__ = [
     "BundleError", "FORMAT_VERSION", "MANIFEST_FILE", "MEMBER_DIR", "REQUIRED_MEMBER_METRICS",
     "SUPPORTED_FORMAT_VERSIONS", "content_hash", "jsonable", "load_member", "read_manifest", "read_member_state",
+    "triage_policy_of",
 ]

@@ -11,6 +11,7 @@ from torch import nn
 from ..config import PreprocessConfig
 from ..models import input_kind_of
 from .fused import FusedEnsemble, fuse_ensemble
+from .triage import TriagePolicy
 from .voting import ensemble_spread, soft_vote
 
 
@@ -37,6 +38,9 @@ class EnsembleBundle:
     created_at: str
     provenance: dict[str, Any]
     manifest: dict[str, Any]
+    #: Calibration and confidence threshold of the triage (None: the identity policy,
+    #: see :attr:`triage_policy`).
+    triage: TriagePolicy | None = None
     # (members it was built from, their device, the fused network): see fused_members.
     # Not an __init__ argument, so dataclasses.replace (e.g. serving a subset of the
     # members) starts without it.
@@ -48,6 +52,11 @@ class EnsembleBundle:
     def input_kind(self) -> str:
         """Shard column the members read: ``"spectrogram"`` or ``"waveform"``."""
         return input_kind_of(self.architecture)
+
+    @property
+    def triage_policy(self) -> TriagePolicy:
+        """The bundle's triage policy; temperatures 1 and no threshold when it has none."""
+        return self.triage if self.triage is not None else TriagePolicy.identity(len(self.members))
 
     @property
     def n_classes(self) -> int:

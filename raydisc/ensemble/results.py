@@ -4,16 +4,18 @@ One definition, used by the Serve endpoint (its JSON answer), the Python API
 (:class:`raydisc.api.Classification`) and anything else that classifies one event's
 recordings: :func:`classify_response` turns the members' probabilities of the cut
 recordings into a :class:`ClassifyResponse`. Probabilities are dimensionless (each set
-sums to 1); ``spread`` is :func:`~raydisc.ensemble.voting.ensemble_spread`.
+sums to 1); ``spread`` is :func:`~raydisc.ensemble.voting.ensemble_spread`; the event's
+``confidence``, ``disagreement`` and ``triage`` are :mod:`raydisc.ensemble.triage`'s.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from ..data.ingest import Recording, Reject
+from .triage import TriagePolicy
 from .voting import aggregate_events, ensemble_spread, soft_vote
 
 
@@ -48,6 +50,9 @@ class EventResult(BaseModel):
     probabilities: dict[str, float] = Field(..., description="mean of the station probabilities")
     predicted_label: str
     n_stations: int
+    confidence: float = Field(..., description="calibrated ensemble probability of the predicted label")
+    disagreement: float = Field(..., description="mutual information between members, nats (0: all agree)")
+    triage: Literal["auto", "review"] = Field(..., description="'review' when confidence is below the threshold")
 
 
 class ClassifyResponse(BaseModel):
@@ -65,6 +70,8 @@ def classify_response(
     rejects: Sequence[Reject],
     member_probs: np.ndarray,
     event_id: str,
+    triage: TriagePolicy | None = None,
+    review_below: float | None = None,
 ) -> ClassifyResponse:
     """The result of one event from its members' probabilities.
 
@@ -72,12 +79,16 @@ def classify_response(
     ``member_probs``, float ``(n_members, n, n_classes)`` softmax probabilities;
     ``rejects``: the recordings that could not be used. The station verdict is the soft
     vote, the event verdict the mean over its stations
-    (:func:`~raydisc.ensemble.voting.aggregate_events`, rule ``"mean"``).
+    (:func:`~raydisc.ensemble.voting.aggregate_events`, rule ``"mean"``). Its triage is
+    by the bundle's policy ``triage`` (None: temperatures 1, no threshold) with the
+    threshold ``review_below`` when given.
     """
     names = list(class_names)
     probs = soft_vote(member_probs)
     spread = ensemble_spread(member_probs)
     _, event_probs = aggregate_events(np.zeros(len(recordings), dtype=int), probs, rule="mean")
+    policy = triage if triage is not None else TriagePolicy.identity(len(member_probs))
+    triaged, marks = policy.triage(np.zeros(len(recordings), dtype=int), member_probs, review_below=review_below)
     stations = [
         StationResult(
             station=r.key,
@@ -94,7 +105,9 @@ def classify_response(
         for i, r in enumerate(recordings)
     ]
     event = EventResult(event_id=event_id, probabilities=dict(zip(names, event_probs[0].tolist())),
-                        predicted_label=names[int(event_probs[0].argmax())], n_stations=len(recordings))
+                        predicted_label=names[int(event_probs[0].argmax())], n_stations=len(recordings),
+                        confidence=float(triaged.confidence[0]), disagreement=float(triaged.disagreement[0]),
+                        triage=marks[0])
     return ClassifyResponse(bundle_id=bundle_id, class_names=names, stations=stations, event=event,
                             rejected=[RejectOut(station=r.station, reason=r.reason, detail=r.detail) for r in rejects])
 

@@ -5,6 +5,7 @@ import argparse
 
 from ..cli_options import add_command, comma_list
 from ..config import ConfigError
+from ..ensemble.triage import DEFAULT_TARGET_ACCURACY
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vertical-only", action="store_true",
                         help="classify every recording with its horizontals dropped, as a vertical-only station "
                              "would have recorded it (the accuracy cost of Z-only stations on the same data)")
+    parser.add_argument("--target-accuracy", type=float, default=DEFAULT_TARGET_ACCURACY,
+                        help="accuracy the automatically labelled events must reach: the triage threshold and the "
+                             "share of events labelled automatically at it, ensemble vs best member "
+                             "(default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
 
 
@@ -36,7 +41,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     init_ray(args.address, verbose=args.verbose)
     result = evaluate(args.bundle, args.shards, regions, split=args.split, out_dir=args.out_dir,
                       event_rule=args.event_rule, batch_size=args.batch_size, concurrency=args.concurrency,
-                      plots=not args.no_plots, vertical_only=args.vertical_only)
+                      plots=not args.no_plots, vertical_only=args.vertical_only,
+                      target_accuracy=args.target_accuracy)
     print(f"{args.split} split of {', '.join(regions)} (event rule: {args.event_rule}):")
     print(result.format())
     print(f"tables and figures: {result.out_dir}")

@@ -12,7 +12,8 @@ Written to ``out_dir`` (default ``{bundle}/../evaluation-{split}``)::
                                   probabilities (p_{class}_m{NNN}), ensemble and best-member
                                   probabilities, predictions, spread
     event_predictions.parquet     one row per event: label, stations, ensemble and best-member
-                                  event probabilities and predictions
+                                  event probabilities and predictions, calibrated confidence,
+                                  disagreement and triage (:mod:`raydisc.evaluation.triage_report`)
     metrics.csv / metrics.parquet tidy (model, level, metric, class, value) rows for
                                   model in {best_member, ensemble}, level in {station, event}
     summary.csv                   the compact table: {best single, ensemble} x {station acc, event acc}
@@ -22,9 +23,15 @@ Written to ``out_dir`` (default ``{bundle}/../evaluation-{split}``)::
     confusion_{model}_{level}.png confusion matrices (counts and row-normalised)
     reliability.png               reliability diagram, ensemble vs best member (station level)
     spread.png                    ensemble spread of correct and incorrect station verdicts
+    triage.json                   triage: threshold for the target accuracy and share of events
+                                  labelled automatically, ensemble vs best member; ECE before/after
+                                  calibration; what the bundle's own threshold does here
+    coverage_accuracy.csv / .png  accuracy of the automatic labels against their share, per model
+    calibration.png               reliability diagram before/after temperature scaling (station level)
 """
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -34,9 +41,12 @@ import pandas as pd
 
 from .. import storage
 from ..data.shards import ShardError, read_dataset_info
+from ..ensemble.bundle_format import jsonable
+from ..ensemble.triage import DEFAULT_TARGET_ACCURACY, NEVER
 from ..ensemble.voting import aggregate_events, ensemble_spread, soft_vote
 from ..features import drop_components
 from .metrics import classification_report, report_table
+from .triage_report import TriageReport, triage_report
 
 META_COLUMNS = ("event_id", "region", "network", "station", "location", "label", "distance_km", "magnitude",
                 "components", "pick_source", "response")
@@ -55,7 +65,7 @@ class EvaluationResult:
     ``reports``: ``{(model, level): classification_report dict}``.
     ``metrics``: tidy table of all reports. ``stations`` / ``events``: the prediction
     tables written as Parquet. ``out_dir``: where the files are. ``groups``:
-    :func:`accuracy_by_group`.
+    :func:`accuracy_by_group`. ``triage``: :func:`~raydisc.evaluation.triage_report.triage_report`.
     """
 
     summary: pd.DataFrame
@@ -65,10 +75,13 @@ class EvaluationResult:
     events: pd.DataFrame
     out_dir: str
     groups: pd.DataFrame | None = None
+    triage: TriageReport | None = None
 
     def format(self) -> str:
         text = format_summary(self.summary)
-        return text if self.groups is None or self.groups.empty else text + "\n" + format_groups(self.groups)
+        if self.groups is not None and not self.groups.empty:
+            text += "\n" + format_groups(self.groups)
+        return text if self.triage is None else text + "\n" + self.triage.format()
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -157,6 +170,11 @@ def predict_split(bundle, shards: str, regions: Sequence[str], split: str, *, ba
     return meta.iloc[order].reset_index(drop=True), np.ascontiguousarray(member_probs[:, order])
 
 
+def event_keys(meta: pd.DataFrame) -> np.ndarray:
+    """``region/event_id`` of each recording: the event key (ids repeat across regions)."""
+    return (meta["region"].astype(str) + "/" + meta["event_id"].astype(str)).to_numpy()
+
+
 def _event_table(meta: pd.DataFrame, keys: np.ndarray, probs: dict[str, np.ndarray], rule: str,
                  class_names: Sequence[str]) -> pd.DataFrame:
     """One row per event key (sorted): region, event id, label, station count, and each
@@ -188,6 +206,7 @@ def evaluate(
     concurrency: int = 1,
     plots: bool = True,
     vertical_only: bool = False,
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY,
 ) -> EvaluationResult:
     """Evaluate the bundle at ``bundle_uri`` on the ``split`` recordings of ``regions``.
 
@@ -201,7 +220,8 @@ def evaluate(
     figures listed in the module docstring to ``out_dir`` and returns them. Uses Ray Data
     (``concurrency`` predictor actors); needs ``ray.init()`` or starts a local Ray.
     ``vertical_only``: classify every recording with its horizontals dropped (what the
-    ensemble would say had the stations recorded the vertical only).
+    ensemble would say had the stations recorded the vertical only). ``target_accuracy``:
+    the accuracy the automatically labelled events must reach (``triage.json``).
     """
     from ..ensemble.bundle import load_bundle
 
@@ -231,10 +251,12 @@ def evaluate(
         stations[f"predicted_{model}"] = p.argmax(axis=1)
     stations["spread"] = spread
 
-    keys = (meta["region"].astype(str) + "/" + meta["event_id"].astype(str)).to_numpy()
+    keys = event_keys(meta)
     events = _event_table(meta, keys, probs, event_rule, names)
     event_probs = {model: events[[f"p_{name}_{model}" for name in names]].to_numpy() for model in MODELS}
     y_event = events["label"].to_numpy().astype(np.int64)
+    triage = triage_report(keys, member_probs, y, y_event, bundle.triage_policy, best, target_accuracy, event_rule)
+    events = pd.concat([events, triage.events], axis=1)
 
     reports: dict[tuple[str, str], dict] = {}
     for model in MODELS:
@@ -266,8 +288,12 @@ def evaluate(
     storage.write_frame(storage.join(out_dir, "summary.csv"), summary.rename_axis("model").reset_index())
     storage.write_frame(storage.join(out_dir, "member_accuracy.csv"), pd.DataFrame(member_rows))
     storage.write_frame(storage.join(out_dir, "accuracy_by_group.csv"), groups)
+    storage.write_frame(storage.join(out_dir, "coverage_accuracy.csv"), triage.curves)
+    storage.write_bytes_atomic(storage.join(out_dir, "triage.json"),
+                               json.dumps(jsonable(triage.summary), indent=2, allow_nan=False).encode())
     if plots:
-        from .plots import plot_confusion_matrix, plot_reliability_from_probs, plot_spread_histogram
+        from .plots import (plot_confusion_matrix, plot_coverage_accuracy, plot_reliability,
+                            plot_reliability_from_probs, plot_spread_histogram)
 
         label = {"best_member": f"best single member ({best})", "ensemble": f"ensemble ({n_members} members)"}
         for (model, level), report in reports.items():
@@ -277,8 +303,15 @@ def evaluate(
         plot_reliability_from_probs(y, {label[m]: probs[m] for m in MODELS}, storage.join(out_dir, "reliability.png"),
                                     title=f"Reliability, station level, {split} split")
         plot_spread_histogram(spread, probs["ensemble"].argmax(axis=1) == y, storage.join(out_dir, "spread.png"))
+        curves = {label[m]: part for m, part in triage.curves.groupby("model", sort=False)}
+        thresholds = {label[m]: triage.summary[m]["at_target"]["threshold"] for m in MODELS}
+        plot_coverage_accuracy(curves, storage.join(out_dir, "coverage_accuracy.png"), target_accuracy,
+                               {k: (None if v == NEVER else v) for k, v in thresholds.items()},
+                               title=f"Coverage and accuracy of automatic labels, event level, {split} split")
+        plot_reliability(triage.reliability, storage.join(out_dir, "calibration.png"),
+                         title=f"Reliability before/after temperature scaling, station level, {split} split")
     return EvaluationResult(summary=summary, reports=reports, metrics=metrics, stations=stations, events=events,
-                            out_dir=out_dir, groups=groups)
+                            out_dir=out_dir, groups=groups, triage=triage)
 
 
 def accuracy_by_group(meta: pd.DataFrame, probs: dict[str, np.ndarray], class_names: Sequence[str]) -> pd.DataFrame:

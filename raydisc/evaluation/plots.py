@@ -127,4 +127,38 @@ def plot_spread_histogram(
     return write_png(fig, uri)
 
 
-__all__ = ["plot_confusion_matrix", "plot_reliability", "plot_reliability_from_probs", "plot_spread_histogram"]
+def plot_coverage_accuracy(
+    curves: Mapping[str, Mapping[str, Any]], uri: str, target_accuracy: float | None = None,
+    thresholds: Mapping[str, float | None] | None = None, title: str = "Coverage and accuracy of automatic labels",
+) -> str:
+    """Accuracy of the automatically labelled events against their share (coverage), one
+    line per model, with the target accuracy as a horizontal line and each model's
+    chosen operating point marked.
+
+    ``curves``: ``label -> coverage_accuracy_curve`` result (``coverage``, ``accuracy``
+    arrays, :func:`raydisc.ensemble.triage.coverage_accuracy_curve`); ``thresholds``:
+    ``label -> confidence threshold`` to mark (None: not reached, no mark).
+    """
+    fig = Figure(figsize=(7, 4.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for label, curve in curves.items():
+        coverage, accuracy = np.asarray(curve["coverage"]), np.asarray(curve["accuracy"])
+        (line,) = ax.step(np.concatenate([[0.0], coverage]), np.concatenate([[accuracy[0]], accuracy]),
+                          where="pre", label=label)
+        t = (thresholds or {}).get(label)
+        if t is not None:
+            k = int(np.flatnonzero(np.asarray(curve["threshold"]) >= t)[-1])
+            ax.plot(coverage[k], accuracy[k], "o", color=line.get_color(),
+                    label=f"{label}: confidence >= {t:.3f}, {100 * coverage[k]:.1f}% automatic")
+    if target_accuracy is not None:
+        ax.axhline(target_accuracy, color="grey", linestyle="--", linewidth=1,
+                   label=f"target accuracy {100 * target_accuracy:g}%")
+    ax.set_xlim(0, 1.01)
+    ax.set_xlabel("Coverage: share of events labelled automatically [dimensionless]")
+    ax.set_ylabel("Accuracy of the automatic labels [dimensionless]")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize="small")
+    return write_png(fig, uri)
+
+
+__all__ = ["plot_confusion_matrix", "plot_coverage_accuracy", "plot_reliability", "plot_reliability_from_probs", "plot_spread_histogram"]

@@ -37,6 +37,9 @@ def add_reprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-actor", type=float, default=ReprocessConfig.cpus_per_actor)
     parser.add_argument("--gpus-per-actor", type=float, default=None,
                         help="default: 1 when the cluster has GPUs, else 0")
+    parser.add_argument("--review-below", type=float, default=None, metavar="P",
+                        help="events whose confidence (calibrated probability of the verdict) is below P in [0, 1] "
+                             "get triage 'review' and go to the review list (default: the bundle's threshold)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
     # How this archive's raw data is read; unset options keep the bundle's settings.
     add_raw_data_arguments(parser)
@@ -76,6 +79,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
     print(f"re-labelling {', '.join(s.region for s in sources)} with {args.bundle}", flush=True)
     with Progress("re-labelling", unit="chunks") as bar:
         summary = reprocess_archives(sources, args.bundle, args.output, config, reading=raw_data_from_args(args),
+                                     review_below=args.review_below,
                                      progress=lambda row: bar.update(
                                          note=f"last: {row['region']} {row['recordings']} recordings"))
     print(format_summary(summary))

@@ -7,7 +7,8 @@
     {out}/failures/{region}/chunk-00000.parquet  unusable inputs with reasons (ingest Reject rows)
     {out}/failures/{region}/region.parquet       a catalog or inventory that could not be read
     {out}/catalogs/{region}.xml                  input catalog annotated with the verdicts (QuakeML)
-    {out}/review/{region}.csv, {region}.txt      events whose verdict contradicts the catalog type
+    {out}/review/{region}.csv, {region}.txt      events for an analyst: verdict contradicts the catalog
+                                                 type, or triage says review (low confidence)
     {out}/summary.json                           counts of the last run
 
 Every file is written atomically (:func:`raydisc.storage.open_atomic`). Per chunk the
@@ -75,7 +76,10 @@ def station_schema(class_names, n_members: int) -> pa.Schema:
 
 
 def event_schema(class_names) -> pa.Schema:
-    """Event-level results: mean of the station probabilities (:func:`aggregate_events`)."""
+    """Event-level results: mean of the station probabilities (:func:`aggregate_events`);
+    ``confidence`` (calibrated probability of the verdict), ``disagreement`` (mutual
+    information between members, nats) and ``triage`` (``auto`` / ``review``):
+    :mod:`raydisc.ensemble.triage`."""
     return pa.schema(
         [
             ("event_id", pa.string()), ("region", pa.string()),
@@ -84,6 +88,7 @@ def event_schema(class_names) -> pa.Schema:
             *[(c, pa.float64()) for c in prob_columns(class_names)],
             ("verdict", pa.string()), ("verdict_class", pa.int8()), ("probability", pa.float64()),
             ("n_stations", pa.int32()), ("spread", pa.float64()), ("contradicts_catalog", pa.bool_()),
+            ("confidence", pa.float64()), ("disagreement", pa.float64()), ("triage", pa.string()),
             ("bundle_id", pa.string()),
         ]
     )
@@ -246,34 +251,54 @@ def annotate_catalog(catalog_uri: str, events: pa.Table | None, bundle_id: str, 
     write_bytes_atomic(output_uri, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
-REVIEW_COLUMNS = ("event_id", "origin_time", "magnitude", "catalog_type", "verdict", "probability", "n_stations", "spread")
+REVIEW_COLUMNS = ("event_id", "origin_time", "magnitude", "catalog_type", "verdict", "probability", "n_stations",
+                  "spread", "confidence", "disagreement", "triage", "reason")
+#: Why an event is on the review list (its ``reason`` column).
+REVIEW_REASONS = ("contradicts_catalog", "low_confidence", "both")
+
+
+def review_reason(row: dict) -> str | None:
+    """Why an event row goes to the analyst (:data:`REVIEW_REASONS`), or None."""
+    contradicts, low = bool(row["contradicts_catalog"]), row.get("triage") == "review"
+    return "both" if contradicts and low else "contradicts_catalog" if contradicts else "low_confidence" if low else None
+
+
+def _fixed(value: float | None, digits: int = 4) -> str:
+    # Chunks written before triage existed have no confidence columns (null when read).
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def write_review(events: pa.Table | None, region: str, bundle_id: str, csv_uri: str, text_uri: str) -> int:
-    """List the events whose verdict contradicts the catalog's type (CSV, most confident
-    first) with a short text summary; returns how many there are."""
-    rows = [r for r in (events.to_pylist() if events is not None else []) if r["contradicts_catalog"]]
+    """List the events an analyst should look at (CSV, most confident first): those whose
+    verdict contradicts the catalog's type and those triage sends to review, with a
+    ``reason`` column (:data:`REVIEW_REASONS`), and a short text summary; returns how
+    many contradict the catalog."""
+    rows = [{**r, "reason": reason} for r in (events.to_pylist() if events is not None else [])
+            if (reason := review_reason(r)) is not None]
     rows.sort(key=lambda r: (-r["probability"], r["event_id"]))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=REVIEW_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "origin_time": r["origin_time"].isoformat(), "probability": f"{r['probability']:.4f}",
-                         "spread": f"{r['spread']:.4f}", "magnitude": f"{r['magnitude']:.2f}"})
+                         "spread": f"{r['spread']:.4f}", "magnitude": f"{r['magnitude']:.2f}",
+                         "confidence": _fixed(r.get("confidence")), "disagreement": _fixed(r.get("disagreement"))})
     write_bytes_atomic(csv_uri, text.getvalue().encode())
     n_events = events.num_rows if events is not None else 0
+    contradicting = [r for r in rows if r["reason"] != "low_confidence"]
     changes: dict[tuple[str, str], int] = {}
-    for r in rows:
+    for r in contradicting:
         changes[(r["catalog_type"], r["verdict"])] = changes.get((r["catalog_type"], r["verdict"]), 0) + 1
-    lines = [f"region {region}: {len(rows)} of {n_events} classified events contradict the catalog type "
-             f"(bundle {bundle_id})"]
+    low = sum(r["reason"] != "contradicts_catalog" for r in rows)
+    lines = [f"region {region}: {len(contradicting)} of {n_events} classified events contradict the catalog type, "
+             f"{low} have a low confidence (triage: review); {len(rows)} to review (bundle {bundle_id})"]
     lines += [f"  catalog {old!r} -> verdict {new!r}: {n}" for (old, new), n in sorted(changes.items())]
     lines += [f"  {r['event_id']}  {r['catalog_type']} -> {r['verdict']} (p={r['probability']:.3f}, "
-              f"{r['n_stations']} stations)" for r in rows[:20]]
+              f"confidence {_fixed(r.get('confidence'), 3)}, {r['n_stations']} stations; {r['reason']})" for r in rows[:20]]
     if len(rows) > 20:
         lines.append(f"  ... {len(rows) - 20} more in {csv_uri}")
     write_bytes_atomic(text_uri, ("\n".join(lines) + "\n").encode())
-    return len(rows)
+    return len(contradicting)
 
 
 def write_json(uri: str, data: dict) -> None:

@@ -190,6 +190,7 @@ def reprocess_archives(
     progress: Callable[[dict], None] | None = None,
     reading: dict | None = None,
     loaded_bundle: EnsembleBundle | None = None,
+    review_below: float | None = None,
 ) -> dict:
     """Classify every event and station recording of ``sources`` with the bundle at
     ``bundle_uri``; write the tables, annotated catalogs and review lists under
@@ -205,12 +206,14 @@ def reprocess_archives(
     training data (:func:`raydisc.config.with_raw_data`). ``loaded_bundle``: the bundle
     at ``bundle_uri``, already loaded (:func:`~raydisc.ensemble.load_bundle`): every
     chunk then runs in this process, one after another, and Ray is not needed (small
-    jobs: :meth:`raydisc.api.Ensemble.classify_catalog`).
+    jobs: :meth:`raydisc.api.Ensemble.classify_catalog`). ``review_below``: events whose
+    confidence is below it get ``triage = "review"`` (default: the bundle's triage
+    threshold; a bundle without one reviews none).
     """
     regions = [s.region for s in sources]
     if len(set(regions)) != len(regions):
         raise ValueError(f"region names must be unique, got {regions}")
-    bundle = BundleInfo.read(bundle_uri, reading)
+    bundle = BundleInfo.read(bundle_uri, reading, review_below)
     if loaded_bundle is not None and loaded_bundle.bundle_id != bundle.bundle_id:
         raise ValueError(f"loaded_bundle is bundle {loaded_bundle.bundle_id}, not {bundle.bundle_id} of {bundle_uri}")
     outputs.claim_output(output, read_manifest(bundle_uri))
@@ -254,7 +257,7 @@ def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, don
         not_recorded = sum(r in NOT_LOSSES for r in reasons)
         row = {"events": sum(len(t.entries) for t in plan.tasks), "chunks_written": 0, "chunks_skipped": 0,
                "processed": 0, "skipped": 0, "failed": len(reasons) - not_recorded, "not_recorded": not_recorded,
-               "events_classified": 0, "contradictions": 0}
+               "events_classified": 0, "contradictions": 0, "low_confidence": 0}
         if plan.error is not None:
             row["error"] = plan.error.reason
         for task in plan.tasks:
@@ -265,6 +268,8 @@ def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, don
         if plan.error is None:
             events = outputs.read_results(output, "events", [region])
             row["events_classified"] = events.num_rows if events is not None else 0
+            if events is not None and "triage" in events.column_names:
+                row["low_confidence"] = events.column("triage").to_pylist().count("review")
             outputs.annotate_catalog(plan.source.catalog, events, bundle.bundle_id, bundle.label_map,
                                      join(output, "catalogs", f"{region}.xml"))
             row["contradictions"] = outputs.write_review(events, region, bundle.bundle_id,
@@ -272,7 +277,8 @@ def finish_regions(plans: list[RegionPlan], bundle: BundleInfo, output: str, don
                                                          join(output, "review", f"{region}.txt"))
         summary["regions"][region] = row
         log.info("%s", format_region_line(region, row))
-    keys = ("events", "processed", "skipped", "failed", "not_recorded", "events_classified", "contradictions")
+    keys = ("events", "processed", "skipped", "failed", "not_recorded", "events_classified", "contradictions",
+            "low_confidence")
     summary["totals"] = {k: sum(r[k] for r in summary["regions"].values()) for k in keys}
     outputs.write_json(join(output, "summary.json"), summary)
     return summary
@@ -285,14 +291,16 @@ def format_region_line(region: str, row: dict) -> str:
     return (f"{region}: {row['events_classified']}/{row['events']} events classified, recordings processed "
             f"{row['processed']}, skipped (already done) {row['skipped']}, failed {row['failed']} (plus "
             f"{row['not_recorded']} operating stations without data); chunks written "
-            f"{row['chunks_written']}, skipped {row['chunks_skipped']}; {row['contradictions']} contradict the catalog")
+            f"{row['chunks_written']}, skipped {row['chunks_skipped']}; {row['contradictions']} contradict the catalog, "
+            f"{row['low_confidence']} low confidence (triage: review)")
 
 
 def format_summary(summary: dict) -> str:
     lines = [format_region_line(r, row) for r, row in summary["regions"].items()]
     t = summary["totals"]
     lines.append(f"total: processed {t['processed']}, skipped {t['skipped']}, failed {t['failed']} recordings; "
-                 f"{t['events_classified']} events classified, {t['contradictions']} to review (bundle {summary['bundle_id']})")
+                 f"{t['events_classified']} events classified, {t['contradictions']} contradict the catalog, "
+                 f"{t['low_confidence']} low confidence (bundle {summary['bundle_id']})")
     return "\n".join(lines)
 
 

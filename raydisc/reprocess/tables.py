@@ -16,6 +16,7 @@ import xxhash
 
 from ..data.ingest import EventInfo, Recording
 from ..ensemble import aggregate_events, ensemble_spread, soft_vote
+from ..ensemble.triage import TriagePolicy
 from ..labels import class_in
 from . import outputs
 
@@ -84,14 +85,18 @@ def recording_columns(recordings: Sequence[Recording], region: str, events: Sequ
 
 
 def result_tables(columns: dict, member: np.ndarray, class_names: Sequence[str], bundle_id: str,
-                  region: str) -> tuple[pa.Table, pa.Table]:
+                  region: str, triage: TriagePolicy | None = None,
+                  review_below: float | None = None) -> tuple[pa.Table, pa.Table]:
     """Station and event tables (:func:`~raydisc.reprocess.outputs.station_schema`,
     :func:`~raydisc.reprocess.outputs.event_schema`) of recordings and their members' votes.
 
     ``columns``: the :data:`RECORDING_COLUMNS` of ``n`` recordings (any order; the event
     columns repeat per recording); ``member``: float32 ``(n, n_members, n_classes)``
     softmax probabilities. Rows are sorted by event and station, so the tables do not
-    depend on the order rows arrived in.
+    depend on the order rows arrived in. Each event gets ``confidence``,
+    ``disagreement`` and ``triage`` by the bundle's policy ``triage`` (None: the
+    identity policy, every event ``auto``), its threshold replaced by ``review_below``
+    when given (:meth:`~raydisc.ensemble.triage.TriagePolicy.triage`).
     """
     member = np.asarray(member, dtype=np.float32)
     n = len(columns["event_id"])
@@ -131,9 +136,13 @@ def result_tables(columns: dict, member: np.ndarray, class_names: Sequence[str],
         event_member = np.stack([aggregate_events(ids, by_member[m])[1] for m in range(len(by_member))])
         event_spread = ensemble_spread(event_member)
         n_stations = np.unique(ids, return_counts=True)[1]
+        policy = triage if triage is not None else TriagePolicy.identity(by_member.shape[0])
+        triaged, marks = policy.triage(ids, by_member, review_below=review_below)
+        confidence, disagreement, marks = triaged.confidence.tolist(), triaged.disagreement.tolist(), marks.tolist()
     else:
         event_ids, event_probs = np.array([], dtype=str), np.zeros((0, len(names)))
         event_spread, n_stations = np.zeros(0), np.zeros(0, dtype=int)
+        confidence, disagreement, marks = [], [], []
     event_verdict = event_probs.argmax(axis=1)
     infos = [events[e] for e in event_ids.tolist()]  # (origin_time, magnitude, type, class)
     event_table = {
@@ -144,6 +153,7 @@ def result_tables(columns: dict, member: np.ndarray, class_names: Sequence[str],
         "probability": event_probs[np.arange(len(infos)), event_verdict].tolist(),
         "n_stations": n_stations.tolist(), "spread": event_spread.tolist(),
         "contradicts_catalog": [e[3] is not None and e[3] != int(v) for e, v in zip(infos, event_verdict)],
+        "confidence": confidence, "disagreement": disagreement, "triage": marks,
         "bundle_id": [bundle_id] * len(infos),
         **{c: event_probs[:, i].tolist() for i, c in enumerate(outputs.prob_columns(names))},
     }

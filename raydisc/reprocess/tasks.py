@@ -14,6 +14,8 @@ from ..config import PreprocessConfig, with_raw_data
 from ..data.chunks import chunked, index_region
 from ..data.ingest import CatalogEntry, IngestError, Reject, StationInfo
 from ..ensemble import read_manifest
+from ..ensemble.bundle_format import triage_policy_of
+from ..ensemble.triage import TriagePolicy, review_threshold
 from ..models import input_kind_of
 from .sources import RegionSource
 
@@ -31,17 +33,31 @@ class BundleInfo:
     preprocess: PreprocessConfig
     #: Catalog event type -> class of the bundle (its verdicts are named by it).
     label_map: dict[str, int]
+    #: The bundle's triage policy (temperatures, confidence threshold).
+    triage: TriagePolicy | None = None
+    #: Confidence below which an event goes to review, overriding the policy's threshold.
+    review_below: float | None = None
 
     @classmethod
-    def read(cls, uri: str, reading: dict | None = None) -> "BundleInfo":
+    def read(cls, uri: str, reading: dict | None = None, review_below: float | None = None) -> "BundleInfo":
         """The bundle at ``uri``; ``reading``: raw-data fields of its preprocessing config
         to replace for this archive (channel priority, pick source, ...; see
-        :func:`raydisc.config.with_raw_data`)."""
+        :func:`raydisc.config.with_raw_data`); ``review_below``: a confidence threshold in
+        [0, 1] replacing the bundle's triage threshold."""
         manifest = read_manifest(uri)
         preprocess = with_raw_data(PreprocessConfig.from_dict(manifest["preprocess_config"]), reading or {})
+        if review_below is not None:
+            review_threshold(review_below)  # ValueError outside [0, 1]
         return cls(uri, manifest["bundle_id"], tuple(manifest["class_names"]), len(manifest["members"]),
                    input_kind_of(manifest["architecture"]), tuple(manifest["input_shape"]), preprocess,
-                   dict(manifest["label_map"]))
+                   dict(manifest["label_map"]), triage_policy_of(uri, manifest), review_below)
+
+    @property
+    def triage_threshold(self) -> float | str | None:
+        """The confidence threshold in force: ``review_below`` if given, else the policy's."""
+        if self.review_below is not None:
+            return self.review_below
+        return self.triage.confidence_threshold if self.triage is not None else None
 
 
 @dataclass(frozen=True)
@@ -62,8 +78,12 @@ class ChunkTask:
 
 
 def chunk_fingerprint(task: ChunkTask) -> str:
-    """SHA-256 of the chunk's event ids (in order) and the bundle id."""
-    text = "\n".join([task.bundle.bundle_id, *(e.event_id for e in task.entries)])
+    """SHA-256 of the chunk's event ids (in order), the bundle id and the triage
+    threshold in force (when it can send events to review), so a re-run with another
+    ``review_below`` redoes the chunk."""
+    threshold = review_threshold(task.bundle.triage_threshold)
+    triage = [f"review_below={threshold!r}"] if threshold > 0 else []
+    text = "\n".join([task.bundle.bundle_id, *triage, *(e.event_id for e in task.entries)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

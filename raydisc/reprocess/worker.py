@@ -128,7 +128,8 @@ def finish_chunk(task: ChunkTask, columns: dict, member: np.ndarray) -> int:
     number of station rows.
     """
     bundle, region = task.bundle, task.source.region
-    table, event_table = result_tables(columns, member, bundle.class_names, bundle.bundle_id, region)
+    table, event_table = result_tables(columns, member, bundle.class_names, bundle.bundle_id, region,
+                                       bundle.triage, bundle.review_below)
     write_table_atomic(outputs.table_uri(task.output, "events", region, task.index), event_table)
     # The stations file last: its existence marks the chunk complete; its footer names
     # the chunk's events, so a re-run against a changed catalog redoes the chunk.

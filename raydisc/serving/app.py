@@ -131,12 +131,14 @@ class Classifier:
             api_version=API_VERSION, bundle_id=b.bundle_id, architecture=b.architecture,
             hparams=b.manifest["hparams"], input_kind=b.input_kind,
             input_shape=list(b.input_shape), class_names=list(b.class_names), label_map=b.label_map,
+            triage={**b.triage_policy.to_dict(), "review_below": self.settings.review_below},
             members=b.member_metrics, best_member=b.best_member, preprocess_config=b.manifest["preprocess_config"],
             created_at=b.created_at, composition=self.settings.composition,
             max_body_bytes=self.settings.max_body_bytes, auth_required=bool(self.token),
         )
 
-    async def _classify(self, recordings, rejects, on_reject: str, event_id: str) -> ClassifyResponse:
+    async def _classify(self, recordings, rejects, on_reject: str, event_id: str,
+                        review_below: float | None = None) -> ClassifyResponse:
         losses = [r for r in rejects if r.reason not in NOT_LOSSES]
         if losses and on_reject == "fail":
             names = ", ".join(f"{r.station} ({r.reason}: {r.detail})" for r in losses)
@@ -152,11 +154,14 @@ class Classifier:
             raise HTTPError(422, f"preprocessing failed for station recording(s): {names}", rejects)
         parts = await asyncio.gather(*[m.remote(x) for m in self.models])
         member_probs = np.concatenate(parts, axis=0)  # (n_members, n, n_classes)
-        return self._response(recordings, rejects, member_probs, event_id)
+        return self._response(recordings, rejects, member_probs, event_id, review_below)
 
-    def _response(self, recordings, rejects, member_probs, event_id) -> ClassifyResponse:
+    def _response(self, recordings, rejects, member_probs, event_id, review_below=None) -> ClassifyResponse:
+        # The request's threshold, else the server's, else the bundle's.
+        if review_below is None:
+            review_below = self.settings.review_below
         return classify_response(self.bundle.bundle_id, self.bundle.class_names, recordings, rejects, member_probs,
-                                 event_id)
+                                 event_id, self.bundle.triage_policy, review_below)
 
     async def classify_mseed(self, request: Request, metadata: str | None, on_reject: str,
                              parts: dict[str, bytes]) -> ClassifyResponse:
@@ -190,11 +195,12 @@ class Classifier:
                 _inputs.recordings_from_mseed, body, meta, self.config, stationxml)
         except _inputs.InputError as exc:
             raise HTTPError(exc.status, str(exc), exc.rejects) from None
-        return await self._classify(recordings, rejects, on_reject, meta.event.event_id)
+        return await self._classify(recordings, rejects, on_reject, meta.event.event_id, meta.review_below)
 
     async def classify_arrays(self, request: ArraysRequest) -> ClassifyResponse:
         recordings, rejects = await run_in_threadpool(_inputs.recordings_from_arrays, request, self.config)
-        return await self._classify(recordings, rejects, request.on_reject, request.event.event_id)
+        return await self._classify(recordings, rejects, request.on_reject, request.event.event_id,
+                                    request.review_below)
 
     async def classify_uris(self, request: UriRequest) -> ClassifyResponse:
         try:
@@ -202,7 +208,7 @@ class Classifier:
                 _inputs.recordings_from_uris, request, self.config, self.allowed)
         except _inputs.InputError as exc:
             raise HTTPError(exc.status, str(exc), exc.rejects) from None
-        return await self._classify(recordings, rejects, request.on_reject, event_id)
+        return await self._classify(recordings, rejects, request.on_reject, event_id, request.review_below)
 
 
 # --------------------------------------------------------------------------- application

@@ -40,6 +40,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file holding the bearer token, e.g. a mounted secret (default: $RAYDISC_SERVE_TOKEN_FILE)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow serving on a non-loopback host without a token")
+    parser.add_argument("--review-below", type=float, default=None, metavar="P",
+                        help="events whose confidence is below P get triage 'review' (default: the bundle's "
+                             "threshold; a request's review_below overrides it)")
     parser.add_argument("--uri-root", action="append", default=[],
                         help="folder or s3://bucket[/prefix] that the /v1/classify/uris form may read "
                              "(repeatable; none = form disabled)")
@@ -59,6 +62,7 @@ def settings_from_args(args: argparse.Namespace):
         batch_wait_timeout_s=args.batch_wait_ms / 1000.0, model_num_cpus=args.model_cpus,
         gpu_fraction=args.gpu_fraction, max_body_bytes=int(args.max_body_mb * 2**20),
         token=args.token, token_file=args.token_file, uri_roots=list(args.uri_root),
+        review_below=args.review_below,
     )
 
 

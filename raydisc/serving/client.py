@@ -105,13 +105,16 @@ class Client:
         return self._check(response)
 
     def classify_arrays(self, stations: Sequence[Mapping[str, Any]], event: Mapping[str, Any] | None = None,
-                        on_reject: str = "fail") -> dict:
+                        on_reject: str = "fail", review_below: float | None = None) -> dict:
         """Classify one event from arrays: each station a dict with ``network``, ``station``,
         ``location``, ``counts`` (3 x n, numpy or lists), ``sampling_rate_hz``,
-        ``sensitivity`` (3 values, counts per m/s) and ``start_s`` (s relative to the reference)."""
+        ``sensitivity`` (3 values, counts per m/s) and ``start_s`` (s relative to the reference).
+        ``review_below``: the event's triage threshold for this request (default: the server's)."""
         payload = {"stations": [{k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
                                  for k, v in s.items()} for s in stations],
                    "on_reject": on_reject}
+        if review_below is not None:
+            payload["review_below"] = review_below
         if event is not None:
             payload["event"] = dict(event)
         body = json.dumps(payload, default=str)

@@ -40,6 +40,11 @@ MIN_SENSITIVITY, MAX_SENSITIVITY = 1e-6, 1e15
 #: Stations per request, at most (one event of a dense network has a few hundred).
 MAX_STATIONS = 1000
 
+#: Optional request field: the confidence threshold of the event's triage for this request.
+ReviewBelow = Annotated[float | None, Field(
+    None, ge=0, le=1, description="the event gets triage 'review' when its confidence is below this "
+                                  "(default: the server's setting, else the bundle's threshold)")]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -126,6 +131,7 @@ class MseedMetadata(_Strict):
     event: EventMeta = Field(default_factory=EventMeta)
     stations: list[StationMeta] = Field(default_factory=list, max_length=MAX_STATIONS)
     picks: dict[str, _dt.datetime] = Field(default_factory=dict, max_length=MAX_STATIONS)
+    review_below: ReviewBelow = None
 
     @model_validator(mode="after")
     def _check_stations(self):
@@ -154,6 +160,7 @@ class ArraysRequest(_Strict):
     stations: list[StationArrays] = Field(..., min_length=1, max_length=MAX_STATIONS)
     on_reject: Literal["fail", "skip"] = Field(
         "fail", description="'fail': any unusable station is a 422; 'skip': classify the rest")
+    review_below: ReviewBelow = None
 
     @model_validator(mode="after")
     def _check_stations(self):
@@ -169,6 +176,7 @@ class UriRequest(_Strict):
     quakeml_uri: str = Field(..., max_length=2048)
     event_id: str | None = Field(None, description="event to take from the QuakeML (default: the only one)")
     on_reject: Literal["fail", "skip"] = "fail"
+    review_below: ReviewBelow = None
 
 
 class ErrorResponse(BaseModel):
@@ -185,6 +193,7 @@ class InfoResponse(BaseModel):
     input_shape: list[int]
     class_names: list[str]
     label_map: dict[str, int]
+    triage: dict
     members: list[dict]
     best_member: int
     preprocess_config: dict

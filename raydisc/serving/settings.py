@@ -43,6 +43,9 @@ class ServeSettings(BaseModel):
                                 description="requests larger than this get 413 before they are read")
     token: str | None = Field(None, description=f"bearer token; default: token_file, ${TOKEN_ENV}, ${TOKEN_FILE_ENV}")
     token_file: str | None = Field(None, description="file holding the bearer token (e.g. a mounted secret)")
+    review_below: float | None = Field(None, ge=0, le=1,
+                                       description="events whose confidence is below this get triage 'review' "
+                                                   "(default: the bundle's triage threshold); a request may override it")
     uri_roots: list[str] = Field(default_factory=list,
                                  description="folders / s3://bucket[/prefix] that the /v1/classify/uris form may "
                                              "read (empty: form disabled); see raydisc.serving.locations")

@@ -8,6 +8,7 @@ import json
 
 from ..cli_options import add_command, comma_list
 from ..config import ConfigError
+from ..ensemble.triage import DEFAULT_TARGET_ACCURACY
 
 
 def add_train_options(parser: argparse.ArgumentParser, finetune: bool = False) -> None:
@@ -59,6 +60,9 @@ def add_train_options(parser: argparse.ArgumentParser, finetune: bool = False) -
                         help="probability that a training recording is shown as vertical-only, so the ensemble "
                              f"serves Z-only and 3-component stations (default: {d.drop_horizontals})")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
+    parser.add_argument("--target-accuracy", type=float, default=DEFAULT_TARGET_ACCURACY,
+                        help="accuracy the automatically labelled events must reach on the validation split; "
+                             "sets the bundle's triage threshold (default: %(default)s)")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
     regions = comma_list(args.regions)
     init_ray(args.address, verbose=args.verbose)
-    train_ensemble(args.shards, regions, config, args.run_dir)  # ends with a line naming the bundle
+    # ends with lines naming the bundle and its triage threshold
+    train_ensemble(args.shards, regions, config, args.run_dir, target_accuracy=args.target_accuracy)
     return 0
 
 
@@ -133,7 +138,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     config = finetune_config_from_args(args)
     init_ray(args.address, verbose=args.verbose)
-    finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir)  # ends naming the bundle
+    finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir,  # ends naming the bundle
+                      target_accuracy=args.target_accuracy)
     return 0
 
 

@@ -7,7 +7,8 @@ Layout of a run directory (a local path or an object-store URI)::
     {run_dir}/finished/member-000.*      member 0's best weights (.safetensors), then its metrics (.json)
     {run_dir}/history.csv                one row per member and epoch (every reported row, restarts included)
     {run_dir}/members.csv                one row per member: seed, best epoch, validation metrics
-    {run_dir}/bundle/                    the ensemble bundle (raydisc.ensemble.bundle), written last
+    {run_dir}/bundle/                    the ensemble bundle (raydisc.ensemble.bundle), written last,
+                                         with its triage policy fitted on the validation split
 
 Each member's ``TorchTrainer.fit()`` runs in a thread of the driver; the threads only
 wait on the cluster, so several members train at the same time, bounded by the CPUs
@@ -33,6 +34,7 @@ import pandas as pd
 from .. import storage
 from ..config import ConfigError
 from ..data.shards import ShardError, read_dataset_info
+from ..ensemble.triage import DEFAULT_TARGET_ACCURACY
 from ..labels import CLASS_NAMES
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
@@ -122,6 +124,7 @@ def train_ensemble(
     init_bundle: str | None = None,
     init_members: Sequence[int] | None = None,
     train_events: Sequence[str] | None = None,
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY,
     _failure: dict[str, Any] | None = None,
 ) -> str:
     """Train ``train_config.members`` members on the ``train`` split of ``regions`` and
@@ -141,6 +144,11 @@ def train_ensemble(
     ``train_config.freeze`` stay fixed. ``train_events``: train on the recordings of
     these event ids only (validation uses the whole validation split). The bundle
     fine-tuning starts from is only read.
+
+    Triage: once the members are in the bundle, their validation-split probabilities
+    give the bundle's :class:`~raydisc.ensemble.triage.TriagePolicy` (a temperature per
+    member, and the event confidence threshold reaching ``target_accuracy``), stored in
+    its manifest.
 
     Raises ``ConfigError`` (bad configuration), ``ShardError`` (no shards for a region,
     empty train or validation split), ``TrainingError`` (a member failed after
@@ -203,6 +211,7 @@ def train_ensemble(
     )
     outcomes = _train_members(run, finished, todo, concurrent)
     _write_bundle(bundle_uri, run_dir, train_config, input_shape, info.preprocess, outcomes, provenance, say)
+    _fit_triage(bundle_uri, shards, regions, target_accuracy, say)
     return bundle_uri
 
 
@@ -343,6 +352,28 @@ def _write_bundle(bundle_uri: str, run_dir: str, train_config: TrainConfig, inpu
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
         f"{rounded(best['validation_loss'])}, accuracy {percent(best['validation_accuracy'])}; "
         f"per-epoch history in {storage.join(run_dir, 'history.csv')})")
+
+
+def _fit_triage(bundle_uri: str, shards: str, regions: list[str], target_accuracy: float,
+                say: Callable[[str], None]) -> None:
+    """Fit the bundle's triage policy on the validation split (every member's
+    probabilities, by the evaluation's split predictor) and store it in the bundle."""
+    from ..ensemble.bundle import load_bundle, write_triage_policy
+    from ..ensemble.triage import NEVER, TriagePolicy
+    from ..evaluation.evaluate import event_keys, predict_split
+
+    bundle = load_bundle(bundle_uri)
+    meta, member_probs = predict_split(bundle, shards, regions, "validation")
+    policy = TriagePolicy.fit(event_keys(meta), member_probs, meta["label"].to_numpy().astype(np.int64),
+                              target_accuracy=target_accuracy,
+                              fitted_on={"split": "validation", "regions": list(regions)})
+    write_triage_policy(bundle_uri, policy)
+    threshold = policy.confidence_threshold
+    say(f"triage fitted on the validation split ({policy.fitted_on['events']} events, "
+        f"{policy.fitted_on['recordings']} recordings): temperatures "
+        f"{[round(t, 3) for t in policy.temperatures]}; confidence threshold for {percent(target_accuracy)} "
+        + ("accuracy: unreachable (every event goes to review)" if threshold == NEVER
+           else f"accuracy: {threshold:.4f}"))
 
 
 __all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "member_name", "resolve_resources",

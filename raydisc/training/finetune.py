@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..config import ConfigError
+from ..ensemble.triage import DEFAULT_TARGET_ACCURACY
 from .config import TrainConfig
 
 #: How fine-tuning differs from pretraining by default: a learning rate ten times lower,
@@ -40,6 +41,7 @@ def finetune_ensemble(
     progress: Callable[[str], None] | None = print,
     train_events: Sequence[str] | None = None,
     init_members: Sequence[int] | None = None,
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY,
 ) -> str:
     """Fine-tune the members of the bundle at ``bundle_uri`` on the ``train`` split of
     region ``target`` (or of ``train_events`` only) and write a new bundle to
@@ -69,7 +71,8 @@ def finetune_ensemble(
     members = [int(m) for m in init_members]
     # train_ensemble checks the bundle against the config and fills in its hparams.
     return train_ensemble(shards, [target], train_config.replace(members=len(members)), run_dir, progress=progress,
-                          init_bundle=bundle_uri, init_members=members, train_events=train_events)
+                          init_bundle=bundle_uri, init_members=members, train_events=train_events,
+                          target_accuracy=target_accuracy)
 
 
 def finetuned_from(bundle_uri: str) -> dict[str, Any] | None:
