@@ -157,7 +157,7 @@ def _columns(event_ids, catalog_class):
             "location": np.array([""] * n, dtype=object), "components": np.array(["ZNE"] * n, dtype=object),
             "pick_source": np.array(["catalog"] * n, dtype=object), "response": np.array(["full"] * n, dtype=object),
             "distance_km": np.full(n, 10.0), "sampling_rate": np.full(n, 100.0),
-            "input_sha256": np.array(["h"] * n, dtype=object), "source": np.array(["s"] * n, dtype=object),
+            "input_hash": np.array(["h"] * n, dtype=object), "source": np.array(["s"] * n, dtype=object),
             "origin_time": np.full(n, 1.6e9), "magnitude": np.full(n, 2.0),
             "catalog_type": np.array(["earthquake"] * n, dtype=object), "catalog_class": np.array(catalog_class)}
 
