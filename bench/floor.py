@@ -11,7 +11,8 @@ one process on one core (torch with one thread), the CPU time per station record
     (c) + prep     batched preprocessing of each event's recordings, full response removal
                    (the job's default :class:`~raydisc.config.PreprocessConfig`);
     (d) + hash     the recordings' input hash written to the tables (``recording_hash``);
-    (e) + infer    the fused ensemble (``fuse_ensemble``) on batches of the job's batch size;
+    (e) + infer    the members' probabilities as the job computes them
+                   (``member_probabilities``: the fused ensemble, in CPU-cache-sized batches);
 
 then (f) the whole re-labelling job, ``reprocess_archives`` on a local Ray cluster with
 ``--num-cpus`` CPUs: CPU time of the whole process tree (driver, raylet, workers) per
@@ -41,7 +42,7 @@ from raydisc.config import PreprocessConfig  # noqa: E402
 from raydisc.data import layout  # noqa: E402
 from raydisc.data.ingest import cut_recordings_from_stream, read_catalog, read_stations  # noqa: E402
 from raydisc.features.batch import preprocess_recordings  # noqa: E402
-from raydisc.ensemble import fuse_ensemble, load_bundle  # noqa: E402
+from raydisc.ensemble import load_bundle  # noqa: E402
 from raydisc.reprocess import ReprocessConfig, reprocess_archives, sources_from_archive  # noqa: E402
 from raydisc.reprocess.tables import recording_hash  # noqa: E402
 from raydisc.runtime import reuse_freed_array_memory  # noqa: E402
@@ -55,7 +56,6 @@ def single_core_stages(archive: str, region: str, bundle_uri: str, batch_size: i
     """CPU seconds of each stage (a)-(e) over the whole archive, and the recordings."""
     bundle = load_bundle(bundle_uri)
     config, kind = bundle.preprocess_config, bundle.input_kind
-    fused = fuse_ensemble(bundle.members).eval()
     stations = read_stations(layout.inventory_uri(archive, region))
     events = list(read_catalog(layout.catalog_uri(archive, region), region))
     blobs = [read_bytes(layout.waveform_uri(archive, region, e.event_id)) for e in events]
@@ -79,9 +79,7 @@ def single_core_stages(archive: str, region: str, bundle_uri: str, batch_size: i
         count += len(recordings)
     x = np.concatenate(inputs)
     t0 = time.process_time()
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            torch.softmax(fused(torch.as_tensor(x[start:start + batch_size])), dim=-1)
+    bundle.member_probabilities(x, batch_size=batch_size)
     cpu["inference"] = time.process_time() - t0
     return {"recordings": count, **cpu}
 
