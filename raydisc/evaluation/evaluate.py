@@ -25,6 +25,7 @@ Written to ``out_dir`` (default ``{bundle}/../evaluation-{split}``)::
 """
 from __future__ import annotations
 
+import math
 import posixpath
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from ..data.shards import ShardError, read_dataset_info
+from ..data.shards import ShardError, read_dataset_info, read_label_scheme
 from ..ensemble.voting import aggregate_events, ensemble_spread, soft_vote
 from ..features import drop_components
 from .metrics import classification_report, report_table
@@ -67,7 +68,7 @@ class EvaluationResult:
     groups: pd.DataFrame | None = None
 
     def format(self) -> str:
-        text = format_summary(self.summary)
+        text = format_summary(self.summary) + "\n" + format_per_class(self.reports)
         return text if self.groups is None or self.groups.empty else text + "\n" + format_groups(self.groups)
 
 
@@ -77,6 +78,24 @@ def format_summary(summary: pd.DataFrame) -> str:
     lines = [f"{'':<{width}}  {'station acc':>11}  {'event acc':>9}"]
     for name, row in summary.iterrows():
         lines.append(f"{name:<{width}}  {100 * row['station acc']:>10.1f}%  {100 * row['event acc']:>8.1f}%")
+    return "\n".join(lines)
+
+
+def format_per_class(reports: dict[tuple[str, str], dict]) -> str:
+    """Recall per class (named by the bundle's label scheme) and macro F1 of each model
+    and level, in percent; ``n/a`` where a class has no recordings."""
+    first = next(iter(reports.values()))
+    names = first["class_names"]
+    width = max(len(n) for n in names)
+    head = f"{'':<{width + 2}}" + "".join(f"{model + ' ' + level:>22}" for model, level in reports)
+    lines = ["recall per class and macro F1:", head]
+
+    def cell(value: float) -> str:
+        return f"{'n/a':>22}" if math.isnan(value) else f"{100 * value:>21.1f}%"
+
+    for name in names:
+        lines.append(f"  {name:<{width}}" + "".join(cell(r["per_class"][name]["recall"]) for r in reports.values()))
+    lines.append(f"  {'macro F1':<{width}}" + "".join(cell(r["macro_f1"]) for r in reports.values()))
     return "\n".join(lines)
 
 
@@ -191,8 +210,8 @@ def evaluate(
 ) -> EvaluationResult:
     """Evaluate the bundle at ``bundle_uri`` on the ``split`` recordings of ``regions``.
 
-    The bundle must have been made with the shard folder's preprocessing config
-    (``BundleError`` otherwise). Station level: one verdict per recording. Event level:
+    The bundle must have been made with the shard folder's preprocessing config and
+    label scheme (``BundleError`` otherwise). Station level: one verdict per recording. Event level:
     the recordings of an event (keyed by region and event id) combined with
     :func:`~raydisc.ensemble.voting.aggregate_events` using ``event_rule`` (``"mean"`` of
     the station probabilities, or ``"majority"`` of their verdicts) — for the ensemble,
@@ -209,7 +228,8 @@ def evaluate(
     if event_rule not in ("mean", "majority"):
         raise ValueError(f"event_rule must be 'mean' or 'majority', got {event_rule!r}")
     info = read_dataset_info(shards)
-    bundle = load_bundle(bundle_uri, expected_preprocess=info.preprocess)
+    bundle = load_bundle(bundle_uri, expected_preprocess=info.preprocess, expected_label_scheme=read_label_scheme(shards),
+                         data=f"shard folder {shards}")
     names = list(bundle.class_names)
     out_dir = out_dir or default_out_dir(bundle_uri, split)
 
@@ -309,4 +329,4 @@ def format_groups(groups: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EvaluationResult", "GROUP_COLUMNS", "META_COLUMNS", "accuracy_by_group", "format_groups", "default_out_dir", "evaluate", "format_summary", "predict_split"]
+__all__ = ["EvaluationResult", "GROUP_COLUMNS", "META_COLUMNS", "accuracy_by_group", "format_groups", "format_per_class", "default_out_dir", "evaluate", "format_summary", "predict_split"]
