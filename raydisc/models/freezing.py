@@ -16,6 +16,9 @@ Frozen means: ``requires_grad=False`` on the parameters (the optimizer never see
 *and* the modules kept in eval mode, so batch-normalisation running statistics are not
 updated by the target region's batches either. A frozen layer's state is bit-identical
 before and after fine-tuning.
+
+Fine-tuning on a label scheme with other classes than the pretrained bundle's starts from
+a fresh output layer (:func:`replace_output_layer`); the strategies apply as above.
 """
 from __future__ import annotations
 
