@@ -10,13 +10,17 @@ split, concurrently on Ray Train (frozen layers per ``--freeze``, a lower learni
 than pretraining, early stopping on the target's validation split). The new bundle goes
 to ``{run_dir}/bundle``; the pretrained one is only read. Then both are evaluated on the
 target's test split (tables and figures in ``{run_dir}/evaluation-pretrained-test`` and
-``{run_dir}/evaluation-test``). Strategy options: ``raydisc finetune --help``.
+``{run_dir}/evaluation-test``; the pretrained one only when its label scheme is the
+shards': a bundle of other classes starts with a fresh output layer and cannot be
+evaluated on them). Strategy options: ``raydisc finetune --help``.
 """
 import argparse
 import sys
 
 from raydisc import storage
 from raydisc.cli_options import add_verbose_argument
+from raydisc.data.shards import read_label_scheme
+from raydisc.ensemble.bundle import read_manifest, scheme_of_manifest
 from raydisc.training.cli import add_train_options, finetune_config_from_args
 from raydisc.evaluation.evaluate import evaluate
 from raydisc.runtime import init_ray
@@ -38,8 +42,11 @@ init_ray(args.address, verbose=args.verbose)
 bundle = finetune_ensemble(args.bundle, args.shards, args.target, config, args.run_dir)
 if args.no_evaluate:
     sys.exit(0)
-for name, uri, out in (("pretrained", args.bundle, storage.join(args.run_dir, "evaluation-pretrained-test")),
-                       ("fine-tuned", bundle, storage.join(args.run_dir, "evaluation-test"))):
+runs = [("fine-tuned", bundle, storage.join(args.run_dir, "evaluation-test"))]
+if scheme_of_manifest(args.bundle, read_manifest(args.bundle)) == read_label_scheme(args.shards):
+    # A pretrained bundle of another label scheme cannot be evaluated on these shards.
+    runs.insert(0, ("pretrained", args.bundle, storage.join(args.run_dir, "evaluation-pretrained-test")))
+for name, uri, out in runs:
     result = evaluate(uri, args.shards, [args.target], split="test", out_dir=out, event_rule=args.event_rule)
     print(f"{name} ensemble on the test split of {args.target} (event rule: {args.event_rule}):")
     print(result.format())

@@ -68,11 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data.pipeline import PipelineError
     from .data.shards import ShardError
     from .ensemble.bundle import BundleError
+    from .labels import LabelSchemeError
     from .training.ensemble import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, IngestError, PipelineError, ShardError, BundleError, TrainingError, FileNotFoundError) as exc:
+    except (ConfigError, IngestError, PipelineError, ShardError, BundleError, TrainingError, LabelSchemeError,
+            FileNotFoundError) as exc:
         print(f"raydisc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

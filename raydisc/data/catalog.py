@@ -24,7 +24,7 @@ import obspy
 from lxml import etree
 from obspy.core.event.header import EventType
 
-from ..labels import UnknownLabelError, label_of
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from ..storage import read_bytes
 from .layout import event_id_from_resource_id
 from .records import IngestError, Reject
@@ -35,7 +35,7 @@ class EventInfo:
     """One catalog event: origin (POSIX seconds, degrees, km), magnitude, type and picks.
 
     ``picks`` maps ``"NET.STA.LOC"`` to ``{"P": t, "S": t}`` (POSIX seconds).
-    ``label`` is None when the event type is not in the label map.
+    ``label`` is None when the event type is not in the label scheme it was read with.
     """
 
     event_id: str
@@ -100,8 +100,10 @@ def index_catalog(uri: str) -> list[CatalogEntry]:
     return sorted(entries, key=lambda e: e.event_id)
 
 
-def parse_catalog_entries(entries: list[CatalogEntry], region: str) -> list[EventInfo]:
-    """Read indexed catalog entries into :class:`EventInfo` records, in entry order.
+def parse_catalog_entries(entries: list[CatalogEntry], region: str,
+                          scheme: LabelScheme = DEFAULT_SCHEME) -> list[EventInfo]:
+    """Read indexed catalog entries into :class:`EventInfo` records, in entry order,
+    labelled by ``scheme``.
 
     Raises :class:`IngestError` (naming the catalog file and the event) for the first
     entry that cannot be used. An entry whose element is not a QuakeML BED 1.2 ``event``
@@ -109,48 +111,51 @@ def parse_catalog_entries(entries: list[CatalogEntry], region: str) -> list[Even
     """
     events: list[EventInfo] = []
     for entry in entries:
-        events += _parse_entry(entry, region)
+        events += _parse_entry(entry, region, scheme)
     return events
 
 
-def parse_catalog_entries_isolating(entries: list[CatalogEntry], region: str) -> tuple[list[EventInfo], list[Reject]]:
-    """Read indexed catalog entries; an entry that cannot be used becomes a
+def parse_catalog_entries_isolating(entries: list[CatalogEntry], region: str, scheme: LabelScheme = DEFAULT_SCHEME
+                                    ) -> tuple[list[EventInfo], list[Reject]]:
+    """Read indexed catalog entries, labelled by ``scheme``; an entry that cannot be used becomes a
     ``bad_catalog_entry`` :class:`Reject` (station ``"*"``) instead of failing the others.
     """
     events: list[EventInfo] = []
     rejects: list[Reject] = []
     for entry in entries:
         try:
-            events += _parse_entry(entry, region)
+            events += _parse_entry(entry, region, scheme)
         except IngestError as exc:
             rejects.append(Reject(region, entry.event_id, "*", "bad_catalog_entry", str(exc), entry.source))
     return events, rejects
 
 
-def read_catalog(source: str | obspy.Catalog | obspy.core.event.Event, region: str) -> list[EventInfo]:
+def read_catalog(source: str | obspy.Catalog | obspy.core.event.Event, region: str,
+                 scheme: LabelScheme = DEFAULT_SCHEME) -> list[EventInfo]:
     """:class:`EventInfo` records, sorted by event id, of a QuakeML file (``source`` a
     path/URI, parsed with lxml) or of ObsPy objects (an ``obspy.Catalog`` or one
-    ``Event``, read from the objects without writing QuakeML): the same records either way.
+    ``Event``, read from the objects without writing QuakeML): the same records either way,
+    labelled by ``scheme``.
     """
     if isinstance(source, obspy.core.event.Event):
         source = obspy.Catalog([source])
     if isinstance(source, obspy.Catalog):
-        events = [_event_info_of_object(event, region, "catalog object") for event in source]
+        events = [_event_info_of_object(event, region, "catalog object", scheme) for event in source]
         return sorted(events, key=lambda e: e.event_id)
-    return parse_catalog_entries(index_catalog(source), region)
+    return parse_catalog_entries(index_catalog(source), region, scheme)
 
 
-def _parse_entry(entry: CatalogEntry, region: str) -> list[EventInfo]:
+def _parse_entry(entry: CatalogEntry, region: str, scheme: LabelScheme) -> list[EventInfo]:
     """The :class:`EventInfo` of one entry: one record, or none when its element is not
     a BED ``event``."""
     try:
         wrapper = etree.fromstring(_FRAGMENT_HEAD + entry.xml + _FRAGMENT_TAIL)
     except etree.XMLSyntaxError as exc:
         raise IngestError(f"{entry.source}: event {entry.event_id}: cannot read QuakeML event: {exc}") from exc
-    return [_event_info(element, region, entry.source) for element in wrapper.iterchildren(_EVENT)]
+    return [_event_info(element, region, entry.source, scheme) for element in wrapper.iterchildren(_EVENT)]
 
 
-def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
+def _event_info(event: etree._Element, region: str, source: str, scheme: LabelScheme) -> EventInfo:
     """Read one QuakeML ``event`` element the way ObsPy's QuakeML reader would.
 
     As in ObsPy, only elements of the BED namespace count, and where one is expected the
@@ -201,7 +206,7 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
         event_id=event_id,
         region=region,
         event_type=event_type,
-        label=_label(event_type, event_id),
+        label=_label(event_type, scheme),
         origin_time=_timestamp(_quantity(origin, _TIME), "origin time", where),
         latitude=latitude,
         longitude=_number(_quantity(origin, _LONGITUDE), "origin longitude", where),
@@ -212,7 +217,7 @@ def _event_info(event: etree._Element, region: str, source: str) -> EventInfo:
     )
 
 
-def _event_info_of_object(event: obspy.core.event.Event, region: str, source: str) -> EventInfo:
+def _event_info_of_object(event: obspy.core.event.Event, region: str, source: str, scheme: LabelScheme) -> EventInfo:
     """Read one ObsPy ``Event`` by the rules of :func:`_event_info` (which its QuakeML
     file would be read by): the same choice of origin and magnitude, the same required
     and default values, the same P and S picks. Its fields are typed already, so only
@@ -245,7 +250,7 @@ def _event_info_of_object(event: obspy.core.event.Event, region: str, source: st
         event_id=event_id,
         region=region,
         event_type=event_type,
-        label=_label(event_type, event_id),
+        label=_label(event_type, scheme),
         origin_time=origin.time.timestamp,
         latitude=latitude,
         longitude=_finite(origin.longitude, "origin longitude", where),
@@ -276,12 +281,9 @@ def _preferred(items: list, preferred_id, id_of):
     return items[0] if items else None
 
 
-def _label(event_type: str, event_id: str) -> int | None:
-    """The class of an event type; None when the label map does not know it."""
-    try:
-        return label_of(event_type, event_id=event_id)
-    except UnknownLabelError:
-        return None
+def _label(event_type: str, scheme: LabelScheme) -> int | None:
+    """The class of an event type in ``scheme``; None when the scheme does not know it."""
+    return scheme.class_in(event_type)
 
 
 def _latitude(latitude: float, where: str) -> float:

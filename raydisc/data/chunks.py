@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import PreprocessConfig
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from ..features.batch import preprocess_recordings
 from ..features.preprocess import INPUT_KINDS
 from .catalog import CatalogEntry, EventInfo, index_catalog, parse_catalog_entries_isolating
@@ -105,11 +106,11 @@ class PreparedChunk:
 def cut_and_preprocess(entries: Sequence[CatalogEntry], region: str,
                        cut: Callable[[EventInfo], tuple[list[Recording], list[Reject]]],
                        config: PreprocessConfig, source: SourceOf = "",
-                       kinds: Sequence[str] = INPUT_KINDS) -> PreparedChunk:
-    """Parse a chunk's catalog entries, cut each event's recordings (``cut(event)``,
+                       kinds: Sequence[str] = INPUT_KINDS, scheme: LabelScheme = DEFAULT_SCHEME) -> PreparedChunk:
+    """Parse a chunk's catalog entries (labelled by ``scheme``), cut each event's recordings (``cut(event)``,
     which never raises for bad data) and preprocess them (:func:`preprocess_isolating`).
     Bad data becomes reject rows, never an exception."""
-    events, rejects = parse_catalog_entries_isolating(list(entries), region)
+    events, rejects = parse_catalog_entries_isolating(list(entries), region, scheme)
     recordings: list[Recording] = []
     for event in events:
         found, rejected = cut(event)

@@ -14,6 +14,7 @@ import json
 from ..cli_options import add_command, comma_list
 from ..config import (ConfigError, PipelineConfig, PreprocessConfig, SplitConfig, add_raw_data_arguments,
                       raw_data_from_args)
+from ..labels import DEFAULT_SCHEME, scheme_named
 
 
 def _print_import(summary: dict, archive: str, region: str) -> None:
@@ -202,6 +203,10 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-length", type=float, help=f"window length, s (default: {defaults.window_length_s})")
     parser.add_argument("--target-rate", type=float, help=f"common sampling rate, Hz (default: {defaults.target_rate_hz})")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the event-wise split (default: %(default)s)")
+    parser.add_argument("--label-scheme", default=DEFAULT_SCHEME.name, metavar="binary|four-class|PATH.json",
+                        help="classes the catalog's event types map to: a built-in scheme or a JSON file "
+                             '{"name", "version", "classes": [...], "event_types": {type: class}}; unmapped types '
+                             "are rejected unknown_event_type (default: %(default)s)")
     parser.add_argument("--events-per-shard", type=int, default=PipelineConfig().events_per_shard,
                         help="events per Parquet shard (default: %(default)s)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a new local cluster)")
@@ -233,8 +238,9 @@ def run_preprocess(args: argparse.Namespace) -> int:
     from ..runtime import init_ray
 
     config = preprocess_config_from_args(args)
+    scheme = scheme_named(args.label_scheme)
     init_ray(args.address, verbose=args.verbose)
-    print(f"preprocessing {args.archive} into {args.shards}", flush=True)
+    print(f"preprocessing {args.archive} into {args.shards} (label scheme {scheme.describe()})", flush=True)
     with Progress("preprocessing", unit="shards") as bar:
         def progress(row: dict, total: int) -> None:
             bar.total = total
@@ -247,10 +253,11 @@ def run_preprocess(args: argparse.Namespace) -> int:
                 raise ConfigError("--regions selects regions of an archive; a SeisBench dataset is one region "
                                   "(name it with --seisbench-region)")
             summary = run_seisbench_preprocessing(args.archive, args.shards, seisbench_config_from_args(args), config,
-                                                  split_config, pipeline_config, progress)
+                                                  split_config, pipeline_config, progress, label_scheme=scheme)
         else:
             summary = run_preprocessing(args.archive, args.shards, comma_list(args.regions), preprocess_config=config,
-                                        split_config=split_config, pipeline_config=pipeline_config, progress=progress)
+                                        split_config=split_config, pipeline_config=pipeline_config, progress=progress,
+                                        label_scheme=scheme)
     print(format_summary(summary))
     print(f"shards in {args.shards} (`raydisc summary {args.shards}` shows these counts again)")
     return 0

@@ -43,10 +43,13 @@ from .archive_writer import (event_done, make_event, quakeml_event_type, write_c
 from .ingest import read_mseed_bytes
 from .records import IngestError, Reject
 
-#: Short type codes of common catalogs (ANSS ComCat's ``eq``/``qb``/``ex``) and their
-#: QuakeML types; any table value is first looked up here, then as a QuakeML type.
+#: Short type codes of common catalogs (ANSS ComCat's ``eq``/``qb``/``ex``/``ls``) and
+#: their QuakeML types; any table value is first looked up here, then as a QuakeML type.
+#: ``noise`` (a noise window) is QuakeML's ``not existing``. The archive keeps the QuakeML
+#: type; the label scheme of ``raydisc preprocess`` gives the class (or rejects it).
 DEFAULT_TYPE_ALIASES: tuple[tuple[str, str], ...] = (
     ("eq", "earthquake"), ("qb", "quarry blast"), ("ex", "explosion"), ("blast", "quarry blast"),
+    ("ls", "landslide"), ("noise", "not existing"),
 )
 
 

@@ -15,6 +15,7 @@ import io
 import obspy
 
 from ..config import PreprocessConfig
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from ..storage import read_bytes
 from .catalog import (CatalogEntry, EventInfo, index_catalog, parse_catalog_entries, parse_catalog_entries_isolating,
                       read_catalog)
@@ -59,8 +60,10 @@ def cut_recordings(
     event: EventInfo,
     stations: dict[str, StationInfo],
     config: PreprocessConfig,
+    scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> tuple[list[Recording], list[Reject]]:
-    """Read one event's miniSEED file and cut each station's window.
+    """Read one event's miniSEED file and cut each station's window. ``scheme``: the
+    label scheme ``event`` was labelled by (named when its type is unknown).
 
     Never raises for bad data: every station that cannot be used becomes a
     :class:`Reject` with a reason code (``unknown_event_type``, ``missing_waveform_file``,
@@ -70,7 +73,8 @@ def cut_recordings(
         return [Reject(event.region, event.event_id, "*", reason, detail, waveform_uri)]
 
     if event.label is None:
-        return [], reject("unknown_event_type", f"event type {event.event_type!r} is not in the label map")
+        return [], reject("unknown_event_type",
+                          f"event type {event.event_type!r} is not in label scheme {scheme.name!r}")
     try:
         stream = read_waveform_file(waveform_uri)
     except FileNotFoundError:

@@ -21,7 +21,7 @@ from ..config import PipelineConfig, PreprocessConfig, SplitConfig
 from ..runtime import reuse_freed_array_memory
 from ..storage import exists
 from . import layout
-from ..labels import UnknownLabelError, label_of
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from .chunks import chunked, cut_and_preprocess, index_region, task_dataset, write_rejects
 from .ingest import CatalogEntry, Recording, StationInfo, cut_recordings
 from .shards import (
@@ -29,6 +29,7 @@ from .shards import (
     DatasetInfo,
     build_shard_table,
     claim_dataset,
+    claim_label_scheme,
     rejects_uri,
     shard_name,
     shard_uri,
@@ -56,6 +57,7 @@ class ShardTask:
     entries: tuple[CatalogEntry, ...]
     splits: dict[str, str]
     stations: dict[str, StationInfo]
+    scheme: LabelScheme = DEFAULT_SCHEME
 
 
 def plan_shards(
@@ -64,8 +66,10 @@ def plan_shards(
     regions: Sequence[str],
     split_config: SplitConfig,
     pipeline_config: PipelineConfig,
+    scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> list[ShardTask]:
-    """Index catalogs, read inventories and cut each region's events into shard tasks.
+    """Index catalogs, read inventories and cut each region's events into shard tasks,
+    labelled by ``scheme`` (the split is stratified by its classes).
 
     The driver only indexes each catalog (event ids and types, enough for the split);
     reading each event's origin, magnitude and picks happens in the shard tasks.
@@ -73,21 +77,20 @@ def plan_shards(
     tasks = []
     for region in regions:
         entries, stations = index_region(layout.catalog_uri(archive, region), layout.inventory_uri(archive, region))
-        splits = assign_splits(_labelled(entries), split_config)
+        splits = assign_splits(_labelled(entries, scheme), split_config)
         for index, chunk in enumerate(chunked(entries, pipeline_config.events_per_shard)):
             tasks.append(
                 ShardTask(archive, output, region, index, chunk,
-                          {e.event_id: splits.get(e.event_id, "") for e in chunk}, stations)
+                          {e.event_id: splits.get(e.event_id, "") for e in chunk}, stations, scheme)
             )
     return tasks
 
 
-def _labelled(entries: Sequence[CatalogEntry]):
+def _labelled(entries: Sequence[CatalogEntry], scheme: LabelScheme):
     for entry in entries:
-        try:
-            yield entry.event_id, label_of(entry.event_type, event_id=entry.event_id)
-        except UnknownLabelError:
-            continue  # rejected with its reason when the shard is built
+        label = scheme.class_in(entry.event_type)
+        if label is not None:  # the others are rejected with their reason when the shard is built
+            yield entry.event_id, label
 
 
 def _metadata_columns(recordings: list[Recording], splits: dict[str, str]) -> dict[str, list]:
@@ -121,9 +124,9 @@ def process_shard(task: ShardTask, config: PreprocessConfig) -> dict:
         return layout.waveform_uri(task.archive, task.region, event_id)
 
     def cut(event):
-        return cut_recordings(source(event.event_id), event, task.stations, config)
+        return cut_recordings(source(event.event_id), event, task.stations, config, task.scheme)
 
-    chunk = cut_and_preprocess(task.entries, task.region, cut, config, source)
+    chunk = cut_and_preprocess(task.entries, task.region, cut, config, source, scheme=task.scheme)
     write_shard(task.output, task.region, task.index, chunk.recordings, chunk.inputs, chunk.rejects, task.splits,
                 config)
     return {"region": task.region, "shard": task.index, "events": len(task.entries),
@@ -164,8 +167,10 @@ def run_preprocessing(
     split_config: SplitConfig = SplitConfig(),
     pipeline_config: PipelineConfig = PipelineConfig(),
     progress: Callable[[dict, int], None] | None = None,
+    label_scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> dict:
-    """Preprocess ``regions`` of ``archive`` into shards under ``output``; returns
+    """Preprocess ``regions`` of ``archive`` into shards under ``output``, labelled by
+    ``label_scheme`` (recorded in the folder; a folder of another scheme is refused); returns
     :func:`raydisc.data.shards.summarize` of the output plus ``shards_written`` /
     ``shards_skipped``. Needs a running Ray (``ray.init()``).
 
@@ -174,8 +179,11 @@ def run_preprocessing(
     regions = list(regions) if regions else layout.list_regions(archive)
     if not regions:
         raise FileNotFoundError(f"{archive}: no regions found (expected {{region}}/{layout.CATALOG_FILE})")
+    # The scheme lives beside _dataset.json, not in it: the preprocessing config and its
+    # fingerprint describe the model input alone, which labels do not change.
+    claim_label_scheme(output, label_scheme)
     claim_dataset(output, DatasetInfo(SCHEMA_VERSION, preprocess_config, split_config, archive))
-    tasks = plan_shards(archive, output, regions, split_config, pipeline_config)
+    tasks = plan_shards(archive, output, regions, split_config, pipeline_config, label_scheme)
     todo = [t for t in tasks if not exists(shard_uri(output, t.region, t.index))]
     log.info("%d shards planned, %d already complete, %d to write", len(tasks), len(tasks) - len(todo), len(todo))
 

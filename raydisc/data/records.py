@@ -16,7 +16,7 @@ REJECT_REASONS: dict[str, str] = {
     "unreadable_catalog": "a region's QuakeML catalog cannot be read (the whole region)",
     "unreadable_inventory": "a region's StationXML inventory cannot be read (the whole region)",
     "bad_catalog_entry": "the catalog entry of the event cannot be read (no origin, unreadable time, ...)",
-    "unknown_event_type": "the event type is not in the label map",
+    "unknown_event_type": "the event type is not in the label scheme",
     "missing_waveform_file": "the event has no waveform file",
     "unreadable_waveform_file": "the waveform file cannot be read (corrupt or truncated)",
     "no_station_metadata": "data of a station that the inventory lacks, or no channel epoch covers the event time",

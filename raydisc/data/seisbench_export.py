@@ -23,14 +23,14 @@ import obspy
 import pyarrow.parquet as pq
 
 from ..config import PreprocessConfig, SplitConfig
-from ..labels import UnknownLabelError, label_of
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from . import layout
 from .catalog import index_catalog, parse_catalog_entries_isolating
 from .ingest import IngestError, read_stations, read_waveform_file
 from .recordings import catalog_pick, cut_recordings_from_stream
 from .records import Reject
 from .seisbench_format import SPLIT_NAMES, SeisBenchWriter, write_chunks_file
-from .shards import decode_inputs, read_dataset_info, shard_files
+from .shards import decode_inputs, read_dataset_info, read_label_scheme, shard_files
 from .splits import assign_splits
 
 RAW_DATA_FORMAT = {"component_order": "ZNE", "dimension_order": "CW", "measurement": "velocity",
@@ -61,22 +61,18 @@ def _station_traces(stream: obspy.Stream, net: str, sta: str, loc: str, codes: S
 
 def export_archive(archive: str, region: str, out: str, config: PreprocessConfig = PreprocessConfig(),
                    split_config: SplitConfig = SplitConfig(), events_per_chunk: int | None = None,
-                   catalog: str | None = None) -> dict:
+                   catalog: str | None = None, scheme: LabelScheme = DEFAULT_SCHEME) -> dict:
     """Write ``region`` of ``archive`` as a SeisBench dataset under ``out`` (chunks of
     ``events_per_chunk`` events, or one unchunked file pair). ``catalog``: the QuakeML
     whose events and types are exported (default: the region's own; e.g. the annotated
     catalog of a re-labelling run, ``OUTPUT/catalogs/{region}.xml``, to export its
-    verdicts). Returns counts and the rejects (recordings the archive reader could not
+    verdicts). Every event is exported with its catalog type; ``scheme`` labels them for
+    the class-stratified split only. Returns counts and the rejects (recordings the archive reader could not
     use are not exported)."""
     entries = index_catalog(catalog or layout.catalog_uri(archive, region))
     events, rejects = parse_catalog_entries_isolating(entries, region)
     stations = read_stations(layout.inventory_uri(archive, region))
-    labelled = []
-    for e in events:
-        try:
-            labelled.append((e.event_id, label_of(e.event_type)))
-        except UnknownLabelError:
-            continue
+    labelled = [(e.event_id, label) for e in events if (label := scheme.class_in(e.event_type)) is not None]
     splits = assign_splits(labelled, split_config)
     size = events_per_chunk or max(len(events), 1)
     chunks, traces = [], 0
@@ -124,8 +120,10 @@ def export_archive(archive: str, region: str, out: str, config: PreprocessConfig
 
 def export_shards(shards: str, out: str, regions: Sequence[str] | None = None) -> dict:
     """Write the model inputs of a shard folder as a SeisBench dataset (one chunk per
-    region). Returns ``{"traces": n, "chunks": [...]}``."""
+    region), with the label's class name (``raydisc_class``, the folder's label scheme).
+    Returns ``{"traces": n, "chunks": [...]}``."""
     info = read_dataset_info(shards)
+    names = read_label_scheme(shards).class_names
     config = info.preprocess
     data_format = {"component_order": "ZNE", "dimension_order": "CW", "measurement": "velocity",
                    "unit": "normalized", "instrument_response": "restituted", "sampling_rate": config.target_rate_hz}
@@ -148,7 +146,8 @@ def export_shards(shards: str, out: str, regions: Sequence[str] | None = None) -
                         "station_code": row["station"], "station_location_code": row["location"],
                         "trace_channel": row["channels"].split(",")[0][:2], "trace_sampling_rate_hz": config.target_rate_hz,
                         "path_ep_distance_km": row["distance_km"], "split": _SEISBENCH_SPLIT.get(row["split"], ""),
-                        "raydisc_label": row["label"], "raydisc_components": row["components"],
+                        "raydisc_label": row["label"], "raydisc_class": names[row["label"]],
+                        "raydisc_components": row["components"],
                         "raydisc_pick_source": row["pick_source"], "raydisc_region": region,
                     }, data)
                     traces += 1

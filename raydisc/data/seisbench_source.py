@@ -9,8 +9,10 @@ give the same :class:`~raydisc.data.recordings.Recording` objects, and the same 
 inputs, whether they came from an archive or a SeisBench dataset.
 
 * **Labels**: ``source_type`` (a QuakeML event type such as ``earthquake``,
-  ``explosion``, ``quarry blast``) through the one label map :mod:`raydisc.labels`;
-  other types (``surface event``, ``noise``, empty) are rejected ``unknown_event_type``.
+  ``explosion``, ``quarry blast``) through the label scheme (:mod:`raydisc.labels`,
+  binary by default); SeisBench's class names (``surface event``, ``noise``) count
+  where the scheme has a class of that name (the four-class scheme). Other types
+  (empty, or ``surface event`` in the binary scheme) are rejected ``unknown_event_type``.
 * **Window**: around ``trace_P_arrival_sample`` (the catalog pick), else the P arrival
   predicted from ``source_*`` and ``station_*`` coordinates, as for archives.
 * **Units and responses**: SeisBench stores no responses. With ``inventory`` (a
@@ -43,7 +45,7 @@ import numpy as np
 import obspy
 
 from ..config import ConfigBase, ConfigError, PipelineConfig, PreprocessConfig, SplitConfig
-from ..labels import UnknownLabelError, label_of
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from ..storage import exists
 from .catalog import EventInfo
 from .inventory import _VELOCITY_UNITS, ChannelInfo, StationInfo, read_stations
@@ -52,7 +54,7 @@ from .pipeline import run_shard_tasks, write_shard
 from .recordings import Recording, cut_recordings_from_stream
 from .records import IngestError, Reject, cap
 from .seisbench_format import SPLIT_NAMES, list_chunks, open_waveforms, read_data_format, read_metadata, read_trace, waveforms_uri
-from .shards import SCHEMA_VERSION, DatasetInfo, claim_dataset, shard_uri, summarize
+from .shards import SCHEMA_VERSION, DatasetInfo, claim_dataset, claim_label_scheme, shard_uri, summarize
 from .splits import assign_splits
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,17 @@ class SeisBenchTask:
     rows: tuple[dict, ...]
     splits: dict[str, str]
     stations: dict[str, StationInfo] | None
+    scheme: LabelScheme = DEFAULT_SCHEME
+
+
+def source_label(source_type: str, scheme: LabelScheme) -> int | None:
+    """Class of a SeisBench ``source_type`` in ``scheme``: as a QuakeML event type, else
+    as one of the scheme's class names (SeisBench datasets name some sources by class:
+    ``surface event``, ``noise``); None when neither."""
+    label = scheme.class_in(source_type)
+    if label is None and source_type.strip().lower() in scheme.class_names:
+        label = scheme.class_names.index(source_type.strip().lower())
+    return label
 
 
 def _value(row: dict, column: str, default=None):
@@ -148,19 +161,16 @@ def band_of(row: dict, rate: float) -> str:
     return channel[:2] if len(channel) >= 2 else ("HH" if rate >= 80 else "BH")
 
 
-def event_of_row(row: dict, region: str, rate: float, key: str) -> EventInfo:
-    """The :class:`EventInfo` of a row's event, with the row's P pick (``key``:
-    ``NET.STA.LOC``) when it has one."""
+def event_of_row(row: dict, region: str, rate: float, key: str, scheme: LabelScheme = DEFAULT_SCHEME) -> EventInfo:
+    """The :class:`EventInfo` of a row's event, labelled by ``scheme``, with the row's P
+    pick (``key``: ``NET.STA.LOC``) when it has one."""
     picks = {}
     start = _time(row["trace_start_time"])
     sample = next((_float(row, c) for c in P_SAMPLE_COLUMNS if math.isfinite(_float(row, c))), math.nan)
     if math.isfinite(sample):
         picks[key] = {"P": start + sample / rate}
     event_type = str(_value(row, "source_type", "")).strip()
-    try:
-        label = label_of(event_type)
-    except UnknownLabelError:
-        label = None
+    label = source_label(event_type, scheme)
     origin = _value(row, "source_origin_time")
     return EventInfo(
         event_id=event_id_of(row), region=region, event_type=event_type, label=label,
@@ -205,7 +215,8 @@ def stream_of_row(h5, row: dict, data_format: dict, rate: float) -> obspy.Stream
 
 
 def recordings_of_rows(h5, uri: str, rows: list[dict], region: str, config: PreprocessConfig,
-                       stations: dict[str, StationInfo] | None = None) -> tuple[list[Recording], list[Reject]]:
+                       stations: dict[str, StationInfo] | None = None, scheme: LabelScheme = DEFAULT_SCHEME
+                       ) -> tuple[list[Recording], list[Reject]]:
     """Cut the recordings of ``rows`` (metadata rows) from an open waveform file; never
     raises for bad data: every row that cannot be used gives a named reject."""
     data_format = read_data_format(h5)
@@ -226,12 +237,12 @@ def recordings_of_rows(h5, uri: str, rows: list[dict], region: str, config: Prep
             reject("unreadable_waveform_file", "no sampling rate (trace_sampling_rate_hz, trace_dt_s or data_format)")
             continue
         try:
-            event = event_of_row(row, region, rate, f"{key}.{location}")
+            event = event_of_row(row, region, rate, f"{key}.{location}", scheme)
         except Exception as exc:  # UTCDateTime raises several types
             reject("bad_catalog_entry", f"unreadable time: {type(exc).__name__}: {exc}")
             continue
         if event.label is None:
-            reject("unknown_event_type", f"source_type {event.event_type!r} is not in the label map")
+            reject("unknown_event_type", f"source_type {event.event_type!r} is not in label scheme {scheme.name!r}")
             continue
         try:
             stream = stream_of_row(h5, row, data_format, rate)
@@ -246,15 +257,14 @@ def recordings_of_rows(h5, uri: str, rows: list[dict], region: str, config: Prep
     return recordings, rejects
 
 
-def _dataset_splits(rows: list[dict], mode: str, split_config: SplitConfig) -> dict[str, str]:
+def _dataset_splits(rows: list[dict], mode: str, split_config: SplitConfig, scheme: LabelScheme) -> dict[str, str]:
     """Event id -> split: raydisc's event-wise split, with the dataset's ``split``
     (``dev`` = validation) where it has one and ``mode == "dataset"``."""
     labels = {}
     for row in rows:
-        try:
-            labels[event_id_of(row)] = label_of(str(_value(row, "source_type", "")))
-        except UnknownLabelError:
-            continue
+        label = source_label(str(_value(row, "source_type", "")), scheme)
+        if label is not None:
+            labels[event_id_of(row)] = label
     splits = assign_splits(labels.items(), split_config)
     if mode == "dataset":
         for row in rows:
@@ -285,19 +295,20 @@ def read_rows(root: str, config: SeisBenchConfig) -> list[tuple[str, list[dict]]
     return tables
 
 
-def plan_seisbench(root: str, output: str, config: SeisBenchConfig, split_config: SplitConfig) -> list[SeisBenchTask]:
+def plan_seisbench(root: str, output: str, config: SeisBenchConfig, split_config: SplitConfig,
+                   scheme: LabelScheme = DEFAULT_SCHEME) -> list[SeisBenchTask]:
     """Read the metadata tables and cut them into shard tasks. Raises
     :class:`IngestError` naming the metadata file and the columns it lacks."""
     region = region_of(root, config)
     stations = read_stations(config.inventory) if config.inventory else None
     tables = read_rows(root, config)
-    splits = _dataset_splits([r for _, rows in tables for r in rows], config.split, split_config)
+    splits = _dataset_splits([r for _, rows in tables for r in rows], config.split, split_config, scheme)
     tasks, index = [], 0
     for chunk, rows in tables:
         for start in range(0, len(rows), config.traces_per_task):
             part = tuple(rows[start : start + config.traces_per_task])
             part_splits = {event_id_of(r): splits.get(event_id_of(r), "") for r in part}
-            tasks.append(SeisBenchTask(root, chunk, output, region, index, part, part_splits, stations))
+            tasks.append(SeisBenchTask(root, chunk, output, region, index, part, part_splits, stations, scheme))
             index += 1
     return tasks
 
@@ -307,7 +318,8 @@ def process_seisbench_task(task: SeisBenchTask, config: PreprocessConfig) -> dic
     uri = waveforms_uri(task.root, task.chunk)
     try:
         with open_waveforms(uri) as h5:
-            recordings, rejects = recordings_of_rows(h5, uri, list(task.rows), task.region, config, task.stations)
+            recordings, rejects = recordings_of_rows(h5, uri, list(task.rows), task.region, config, task.stations,
+                                                     task.scheme)
     except IngestError as exc:  # the chunk's file is missing or corrupt: every row is lost, with why
         recordings = []
         rejects = [Reject(task.region, event_id_of(r), "*", "unreadable_waveform_file", str(exc), uri) for r in task.rows]
@@ -334,11 +346,13 @@ def run_seisbench_preprocessing(
     root: str, output: str, config: SeisBenchConfig = SeisBenchConfig(),
     preprocess_config: PreprocessConfig = PreprocessConfig(), split_config: SplitConfig = SplitConfig(),
     pipeline_config: PipelineConfig = PipelineConfig(), progress: Callable[[dict, int], None] | None = None,
+    label_scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> dict:
-    """Preprocess a SeisBench dataset into a shard folder (as
+    """Preprocess a SeisBench dataset into a shard folder labelled by ``label_scheme`` (as
     :func:`raydisc.data.pipeline.run_preprocessing` does an archive); needs a running Ray."""
+    claim_label_scheme(output, label_scheme)
     claim_dataset(output, DatasetInfo(SCHEMA_VERSION, preprocess_config, split_config, root))
-    tasks = plan_seisbench(root, output, config, split_config)
+    tasks = plan_seisbench(root, output, config, split_config, label_scheme)
     todo = [t for t in tasks if not exists(shard_uri(output, t.region, t.index))]
     run_shard_tasks(todo, seisbench_shard, preprocess_config, pipeline_config, progress)
     summary = summarize(output)
@@ -347,4 +361,4 @@ def run_seisbench_preprocessing(
 
 
 __all__ = ["P_SAMPLE_COLUMNS", "REQUIRED_COLUMNS", "SeisBenchConfig", "SeisBenchTask", "event_of_row", "plan_seisbench",
-           "process_seisbench_task", "read_rows", "recordings_of_rows", "region_of", "stream_of_row", "run_seisbench_preprocessing", "station_of_row"]
+           "process_seisbench_task", "read_rows", "recordings_of_rows", "region_of", "source_label", "stream_of_row", "run_seisbench_preprocessing", "station_of_row"]

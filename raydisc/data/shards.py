@@ -3,6 +3,7 @@
 Folder layout under a shard root (local path or object storage)::
 
     {root}/_dataset.json                     schema version, preprocessing + split config
+    {root}/_label_scheme.json                the label scheme of the ``label`` column (absent: binary)
     {root}/{region}/shard-00000.parquet      one row per usable station recording
     {root}/_rejects/{region}/shard-00000.parquet   recordings that could not be used, with why
 
@@ -23,11 +24,12 @@ import pyarrow.parquet as pq
 
 from ..config import PreprocessConfig, SplitConfig
 from ..features.preprocess import INPUT_KINDS
-from ..labels import CLASS_NAMES
+from ..labels import BINARY, LabelScheme, LabelSchemeError
 from ..storage import exists, filesystem, join, listdir, open_atomic, read_bytes, write_bytes_atomic
 
 SCHEMA_VERSION = 2
 DATASET_FILE = "_dataset.json"
+LABEL_SCHEME_FILE = "_label_scheme.json"
 REJECTS_DIR = "_rejects"
 
 
@@ -213,6 +215,36 @@ def claim_dataset(root: str, info: DatasetInfo) -> None:
     write_bytes_atomic(uri, info.to_json().encode())
 
 
+def read_label_scheme(root: str) -> LabelScheme:
+    """The label scheme of the shard folder ``root``: its ``_label_scheme.json``, or the
+    binary scheme for a folder made before schemes were stored. ShardError if ``root`` is
+    not a shard folder or the file is unreadable."""
+    uri = join(root, LABEL_SCHEME_FILE)
+    if not exists(uri):
+        if not exists(join(root, DATASET_FILE)):
+            raise ShardError(f"{root}: not a shard folder ({DATASET_FILE} missing); run `raydisc preprocess` first")
+        return BINARY
+    try:
+        return LabelScheme.from_dict(json.loads(read_bytes(uri)), source=uri)
+    except (json.JSONDecodeError, UnicodeDecodeError, LabelSchemeError) as exc:
+        raise ShardError(f"{uri}: unreadable label scheme ({exc})") from None
+
+
+def claim_label_scheme(root: str, scheme: LabelScheme) -> None:
+    """Record ``scheme`` in a shard folder (``_label_scheme.json``, atomically), or check
+    that the folder's shards were labelled with it. Call before :func:`claim_dataset`: a
+    folder claimed without a scheme file holds binary labels."""
+    uri = join(root, LABEL_SCHEME_FILE)
+    if exists(uri) or exists(join(root, DATASET_FILE)):
+        existing = read_label_scheme(root)
+        if existing != scheme:
+            raise ShardError(f"{root} holds shards labelled with label scheme {existing.describe()}, not "
+                             f"{scheme.describe()}; use a new output folder or --label-scheme {existing.name}")
+        if exists(uri):
+            return
+    write_bytes_atomic(uri, json.dumps(scheme.to_dict(), indent=2).encode())
+
+
 def shard_regions(root: str) -> list[str]:
     return [name for name in listdir(root) if not name.startswith("_") and not name.endswith(".json")]
 
@@ -235,8 +267,9 @@ def _read_columns(uri: str, columns: list[str]) -> pa.Table:
 
 
 def summarize(root: str) -> dict:
-    """Counts per region, split and class, per region, component set and pick source,
-    and rejects per region and reason, read from disk."""
+    """Counts per region, split and class (named by the folder's label scheme), per
+    region, component set and pick source, and rejects per region and reason, read from disk."""
+    names = read_label_scheme(root).class_names
     recordings: Counter = Counter()
     components: Counter = Counter()
     events: dict[tuple[str, str], set] = {}
@@ -244,9 +277,9 @@ def summarize(root: str) -> dict:
         table = _read_columns(uri, ["region", "event_id", "label", "split", "components", "pick_source"]).to_pydict()
         for region, event_id, label, split, comps, pick in zip(table["region"], table["event_id"], table["label"],
                                                                table["split"], table["components"], table["pick_source"]):
-            recordings[(region, split, CLASS_NAMES[label])] += 1
+            recordings[(region, split, names[label])] += 1
             components[(region, comps, pick)] += 1
-            events.setdefault((region, CLASS_NAMES[label]), set()).add(event_id)
+            events.setdefault((region, names[label]), set()).add(event_id)
     rejects: Counter = Counter()
     for region in listdir(join(root, REJECTS_DIR)):
         for name in listdir(join(root, REJECTS_DIR, region)):

@@ -21,10 +21,11 @@ from safetensors.torch import save as _st_save
 
 from .. import storage
 from ..config import ConfigError, PreprocessConfig, fingerprint_of
-from ..labels import CLASS_NAMES, EVENT_TYPE_TO_CLASS
+from ..labels import DEFAULT_SCHEME, LabelScheme
 from ..models import MODELS, input_kind_of, input_shape_of, resolve_hparams
 from .bundle_format import (FORMAT_VERSION, MANIFEST_FILE, MEMBER_DIR, REQUIRED_MEMBER_METRICS, BundleError,
-                            content_hash, jsonable, load_member, read_manifest, read_member_state, triage_policy_of)
+                            check_label_scheme, content_hash, jsonable, load_member, read_manifest, read_member_state,
+                            scheme_of_manifest, triage_policy_of)
 from .loaded_bundle import EnsembleBundle, inference_memory_format
 from .triage import TriagePolicy
 from .voting import best_member as _best_member
@@ -47,8 +48,10 @@ def save_bundle(
     higher_is_better: bool = False,
     overwrite: bool = False,
     triage_policy: TriagePolicy | None = None,
+    label_scheme: LabelScheme = DEFAULT_SCHEME,
 ) -> str:
-    """Write an ensemble bundle to ``uri`` and return its ``bundle_id``.
+    """Write an ensemble bundle to ``uri`` and return its ``bundle_id``. The members
+    output one logit per class of ``label_scheme`` (stored with the bundle).
 
     Every state dict is checked against the architecture (by loading it into a fresh
     model) before anything is written. Member files go first, ``bundle.json`` last, each
@@ -105,7 +108,7 @@ def save_bundle(
         raise BundleError(f"bundle {uri}: triage policy has {len(triage_policy.temperatures)} temperatures for "
                           f"{len(member_state_dicts)} members")
     for i, state in enumerate(member_state_dicts):
-        load_member(uri, f"member {i}", architecture, input_shape, len(CLASS_NAMES), resolved, state)
+        load_member(uri, f"member {i}", architecture, input_shape, label_scheme.n_classes, resolved, state)
 
     manifest_uri = storage.join(uri, MANIFEST_FILE)
     if storage.exists(manifest_uri):
@@ -128,9 +131,10 @@ def save_bundle(
         "architecture": architecture,
         "hparams": jsonable(resolved),
         "input_shape": list(input_shape),
-        "n_classes": len(CLASS_NAMES),
-        "class_names": list(CLASS_NAMES),
-        "label_map": dict(EVENT_TYPE_TO_CLASS),
+        "n_classes": label_scheme.n_classes,
+        "class_names": list(label_scheme.class_names),
+        "label_map": label_scheme.label_map,
+        "label_scheme": label_scheme.to_dict(),
         "preprocess_config": jsonable(preprocess_config.to_dict()),
         "preprocess_fingerprint": preprocess_config.fingerprint(),
         "members": members,
@@ -171,7 +175,8 @@ def write_triage_policy(uri: str, policy: TriagePolicy) -> str:
 
 
 def load_bundle(
-    uri: str, map_location: str | torch.device = "cpu", expected_preprocess: PreprocessConfig | None = None
+    uri: str, map_location: str | torch.device = "cpu", expected_preprocess: PreprocessConfig | None = None,
+    expected_label_scheme: LabelScheme | None = None, data: str = "the data",
 ) -> EnsembleBundle:
     """Load the bundle at ``uri`` (local path or object-store URI).
 
@@ -179,10 +184,14 @@ def load_bundle(
     weights read from safetensors (checked against the SHA-256 recorded at save time),
     moved to ``map_location`` and put in eval mode. If ``expected_preprocess`` is given
     (the data's), the bundle's preprocessing config must make the same model input
-    (:data:`raydisc.config.MODEL_FIELDS`; how raw data is read may differ). Any problem raises
+    (:data:`raydisc.config.MODEL_FIELDS`; how raw data is read may differ); if
+    ``expected_label_scheme`` is given (that of ``data``, e.g. a shard folder), the bundle
+    must have been trained with it. Any problem raises
     :class:`BundleError` naming the bundle and what is wrong.
     """
     manifest = read_manifest(uri)
+    if expected_label_scheme is not None:
+        check_label_scheme(uri, manifest, expected_label_scheme, data)
     try:
         config = PreprocessConfig.from_dict(manifest["preprocess_config"])
     except (ConfigError, TypeError) as exc:
@@ -242,10 +251,12 @@ def load_bundle(
 __all__ = [
     "BundleError",
     "EnsembleBundle",
+    "check_label_scheme",
     "FORMAT_VERSION",
     "load_bundle",
     "read_manifest",
     "read_member_state",
     "save_bundle",
+    "scheme_of_manifest",
     "write_triage_policy",
 ]

@@ -8,7 +8,9 @@ Layout (a local path or an object-store URI such as ``s3://bucket/bundles/alpine
 
 ``bundle.json`` holds ``format_version``, ``bundle_id``, ``architecture``, ``hparams``
 (all of them, defaults resolved, so later changes of defaults cannot alter a loaded
-model), ``input_shape``, ``n_classes``, ``class_names``, ``label_map``,
+model), ``input_shape``, ``n_classes``, ``class_names``, ``label_map``, ``label_scheme``
+(:meth:`raydisc.labels.LabelScheme.to_dict`; absent in bundles made before schemes,
+which load as the scheme their class names and label map equal: binary),
 ``preprocess_config`` with its ``preprocess_fingerprint``, ``members`` (``file``,
 ``sha256`` of the file, and the member's metrics: ``seed``, ``validation_loss``,
 ``validation_accuracy``, ...), ``best_member`` with ``best_member_criterion``,
@@ -34,6 +36,7 @@ from safetensors.torch import load as _st_load
 from torch import nn
 
 from .. import storage
+from ..labels import LabelScheme, LabelSchemeError
 from ..models import MODELS, build_model
 from .triage import TriagePolicy
 
@@ -112,6 +115,10 @@ def read_manifest(uri: str) -> dict[str, Any]:
         )
     if len(manifest["class_names"]) != manifest["n_classes"]:
         raise BundleError(f"bundle {uri}: n_classes={manifest['n_classes']} but class_names={manifest['class_names']}")
+    scheme = scheme_of_manifest(uri, manifest)
+    if scheme.class_names != tuple(manifest["class_names"]) or scheme.event_types != manifest["label_map"]:
+        raise BundleError(f"bundle {uri}: label_scheme {scheme.describe()} disagrees with class_names "
+                          f"{manifest['class_names']} / label_map")
     if not manifest["members"]:
         raise BundleError(f"bundle {uri}: no members listed")
     if not 0 <= manifest["best_member"] < len(manifest["members"]):
@@ -136,6 +143,27 @@ def triage_policy_of(uri: str, manifest: Mapping[str, Any]) -> TriagePolicy:
                           f"{n_members} members")
     return policy
 
+
+
+def scheme_of_manifest(uri: str, manifest: Mapping[str, Any]) -> LabelScheme:
+    """The label scheme of a bundle's manifest: its ``label_scheme``, or for a bundle made
+    before schemes were stored the one its ``class_names`` and ``label_map`` give
+    (:meth:`~raydisc.labels.LabelScheme.from_label_map`). BundleError if invalid."""
+    try:
+        if "label_scheme" in manifest:
+            return LabelScheme.from_dict(manifest["label_scheme"], source="label_scheme")
+        return LabelScheme.from_label_map(manifest["class_names"], manifest["label_map"])
+    except LabelSchemeError as exc:
+        raise BundleError(f"bundle {uri}: invalid label scheme ({exc})") from None
+
+
+def check_label_scheme(uri: str, manifest: Mapping[str, Any], expected: LabelScheme, data: str) -> None:
+    """BundleError unless the bundle at ``uri`` was trained with label scheme ``expected``
+    (the scheme of ``data``, e.g. a shard folder): its probabilities would name other classes."""
+    scheme = scheme_of_manifest(uri, manifest)
+    if scheme != expected:
+        raise BundleError(f"bundle {uri} was trained with label scheme {scheme.describe()}, but {data} is labelled "
+                          f"with {expected.describe()}: use a bundle of that scheme (or fine-tune one on it)")
 
 
 def read_member_state(uri: str, manifest: Mapping[str, Any], member: int) -> dict[str, torch.Tensor]:
@@ -184,6 +212,6 @@ def load_member(
 
 __all__ = [
     "BundleError", "FORMAT_VERSION", "MANIFEST_FILE", "MEMBER_DIR", "REQUIRED_MEMBER_METRICS",
-    "SUPPORTED_FORMAT_VERSIONS", "content_hash", "jsonable", "load_member", "read_manifest", "read_member_state",
-    "triage_policy_of",
+    "SUPPORTED_FORMAT_VERSIONS", "check_label_scheme", "content_hash", "jsonable", "load_member", "read_manifest",
+    "read_member_state", "scheme_of_manifest", "triage_policy_of",
 ]

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from ..config import PreprocessConfig
+from ..labels import LabelScheme
 from ..models import input_kind_of
+from .bundle_format import scheme_of_manifest
 from .fused import FusedEnsemble, fuse_ensemble
 from .triage import TriagePolicy
 from .voting import ensemble_spread, soft_vote
@@ -61,6 +63,12 @@ class EnsembleBundle:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def label_scheme(self) -> LabelScheme:
+        """The label scheme the members were trained with (binary for bundles made
+        before schemes were stored)."""
+        return scheme_of_manifest(self.uri, self.manifest)
 
     @property
     def device(self) -> torch.device:

@@ -32,6 +32,7 @@ Written to ``out_dir`` (default ``{bundle}/../evaluation-{split}``)::
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from ..data.shards import ShardError, read_dataset_info
+from ..data.shards import ShardError, read_dataset_info, read_label_scheme
 from ..ensemble.bundle_format import jsonable
 from ..ensemble.triage import DEFAULT_TARGET_ACCURACY, NEVER
 from ..ensemble.voting import aggregate_events, ensemble_spread, soft_vote
@@ -78,7 +79,7 @@ class EvaluationResult:
     triage: TriageReport | None = None
 
     def format(self) -> str:
-        text = format_summary(self.summary)
+        text = format_summary(self.summary) + "\n" + format_per_class(self.reports)
         if self.groups is not None and not self.groups.empty:
             text += "\n" + format_groups(self.groups)
         return text if self.triage is None else text + "\n" + self.triage.format()
@@ -90,6 +91,24 @@ def format_summary(summary: pd.DataFrame) -> str:
     lines = [f"{'':<{width}}  {'station acc':>11}  {'event acc':>9}"]
     for name, row in summary.iterrows():
         lines.append(f"{name:<{width}}  {100 * row['station acc']:>10.1f}%  {100 * row['event acc']:>8.1f}%")
+    return "\n".join(lines)
+
+
+def format_per_class(reports: dict[tuple[str, str], dict]) -> str:
+    """Recall per class (named by the bundle's label scheme) and macro F1 of each model
+    and level, in percent; ``n/a`` where a class has no recordings."""
+    first = next(iter(reports.values()))
+    names = first["class_names"]
+    width = max(len(n) for n in names)
+    head = f"{'':<{width + 2}}" + "".join(f"{model + ' ' + level:>22}" for model, level in reports)
+    lines = ["recall per class and macro F1:", head]
+
+    def cell(value: float) -> str:
+        return f"{'n/a':>22}" if math.isnan(value) else f"{100 * value:>21.1f}%"
+
+    for name in names:
+        lines.append(f"  {name:<{width}}" + "".join(cell(r["per_class"][name]["recall"]) for r in reports.values()))
+    lines.append(f"  {'macro F1':<{width}}" + "".join(cell(r["macro_f1"]) for r in reports.values()))
     return "\n".join(lines)
 
 
@@ -210,8 +229,8 @@ def evaluate(
 ) -> EvaluationResult:
     """Evaluate the bundle at ``bundle_uri`` on the ``split`` recordings of ``regions``.
 
-    The bundle must have been made with the shard folder's preprocessing config
-    (``BundleError`` otherwise). Station level: one verdict per recording. Event level:
+    The bundle must have been made with the shard folder's preprocessing config and
+    label scheme (``BundleError`` otherwise). Station level: one verdict per recording. Event level:
     the recordings of an event (keyed by region and event id) combined with
     :func:`~raydisc.ensemble.voting.aggregate_events` using ``event_rule`` (``"mean"`` of
     the station probabilities, or ``"majority"`` of their verdicts) — for the ensemble,
@@ -229,7 +248,8 @@ def evaluate(
     if event_rule not in ("mean", "majority"):
         raise ValueError(f"event_rule must be 'mean' or 'majority', got {event_rule!r}")
     info = read_dataset_info(shards)
-    bundle = load_bundle(bundle_uri, expected_preprocess=info.preprocess)
+    bundle = load_bundle(bundle_uri, expected_preprocess=info.preprocess, expected_label_scheme=read_label_scheme(shards),
+                         data=f"shard folder {shards}")
     names = list(bundle.class_names)
     out_dir = out_dir or default_out_dir(bundle_uri, split)
 
@@ -342,4 +362,4 @@ def format_groups(groups: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EvaluationResult", "GROUP_COLUMNS", "META_COLUMNS", "accuracy_by_group", "format_groups", "default_out_dir", "evaluate", "format_summary", "predict_split"]
+__all__ = ["EvaluationResult", "GROUP_COLUMNS", "META_COLUMNS", "accuracy_by_group", "format_groups", "format_per_class", "default_out_dir", "evaluate", "format_summary", "predict_split"]

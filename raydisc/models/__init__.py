@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import PreprocessConfig
 from ._common import with_presence_mask
-from .freezing import FREEZE_STRATEGIES, freeze
+from .freezing import FREEZE_STRATEGIES, freeze, replace_output_layer
 from .spectrogram_cnn import SpectrogramCNN
 from .waveform_cnn import ResidualBlock1d, WaveformCNN
 
@@ -84,6 +84,7 @@ __all__ = [
     "input_kind_of",
     "input_shape_of",
     "model_class",
+    "replace_output_layer",
     "resolve_hparams",
     "with_presence_mask",
 ]

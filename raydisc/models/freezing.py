@@ -16,6 +16,9 @@ Frozen means: ``requires_grad=False`` on the parameters (the optimizer never see
 *and* the modules kept in eval mode, so batch-normalisation running statistics are not
 updated by the target region's batches either. A frozen layer's state is bit-identical
 before and after fine-tuning.
+
+Fine-tuning on a label scheme with other classes than the pretrained bundle's starts from
+a fresh output layer (:func:`replace_output_layer`); the strategies apply as above.
 """
 from __future__ import annotations
 
@@ -49,6 +52,19 @@ def freeze(model: nn.Module, strategy: str) -> list[nn.Module]:
             parameter.requires_grad_(False)
     keep_frozen_in_eval(modules)
     return modules
+
+
+def replace_output_layer(model: nn.Module, n_classes: int) -> nn.Linear:
+    """Replace the output layer (the last linear layer of ``model.head``) with a freshly
+    initialised one of ``n_classes`` logits, for fine-tuning on another label scheme
+    (its classes are not the pretrained ones, so their weights cannot be kept). Every
+    other layer keeps its weights. Returns the new layer (on the old one's device)."""
+    old = model.head[-1]
+    if not isinstance(old, nn.Linear):
+        raise ValueError(f"{type(model).__name__}.head ends in {type(old).__name__}, not the output nn.Linear")
+    new = nn.Linear(old.in_features, n_classes).to(old.weight.device, old.weight.dtype)
+    model.head[-1] = new
+    return new
 
 
 def keep_frozen_in_eval(modules: list[nn.Module]) -> None:

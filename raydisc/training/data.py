@@ -17,23 +17,23 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..data.shards import ShardError, decode_inputs, read_dataset_info
+from ..data.shards import ShardError, decode_inputs, read_dataset_info, read_label_scheme
 from ..data.split_reader import event_filter, pyarrow_shard_files, read_split
 from ..data.splits import SPLITS
 from ..features import drop_components
-from ..labels import CLASS_NAMES
 
 
 def label_counts(shards: str, regions: Sequence[str], events: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Recordings per split and class: ``{split: int64 (n_classes,)}`` for every split
-    present, read from the ``label`` and ``split`` columns only; with ``events``, only
-    the recordings of those event ids."""
+    present (classes of the folder's label scheme), read from the ``label`` and ``split``
+    columns only; with ``events``, only the recordings of those event ids."""
+    n_classes = read_label_scheme(shards).n_classes
     fs, paths = pyarrow_shard_files(shards, regions)
     table = pq.ParquetDataset(paths, filesystem=fs, filters=event_filter(events)).read(columns=["label", "split"])
     labels = table.column("label").to_numpy().astype(np.int64)
     splits = np.asarray(table.column("split").to_pylist(), dtype=object)
     return {
-        str(s): np.bincount(labels[splits == s], minlength=len(CLASS_NAMES)).astype(np.int64)
+        str(s): np.bincount(labels[splits == s], minlength=n_classes).astype(np.int64)
         for s in np.unique(splits)
     }
 

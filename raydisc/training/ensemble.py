@@ -33,9 +33,9 @@ import pandas as pd
 
 from .. import storage
 from ..config import ConfigError
-from ..data.shards import ShardError, read_dataset_info
+from ..data.shards import ShardError, read_dataset_info, read_label_scheme
 from ..ensemble.triage import DEFAULT_TARGET_ACCURACY
-from ..labels import CLASS_NAMES
+from ..labels import LabelScheme
 from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
 from .members import FINISHED_DIR, MEMBERS_DIR, MemberRun, TrainingError, load_finished, member_name, run_fingerprint
@@ -70,13 +70,14 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> tuple[b
     return use_gpu, concurrent
 
 
-def _check_splits(shards: str, regions: Sequence[str], train_events: Sequence[str] | None = None) -> np.ndarray:
+def _check_splits(shards: str, regions: Sequence[str], n_classes: int,
+                  train_events: Sequence[str] | None = None) -> np.ndarray:
     """Training class counts ``(n_classes,)`` (of ``train_events`` only, if given);
     ShardError for an empty train or validation split."""
     counts = label_counts(shards, regions)
     if train_events is not None:
         counts["train"] = label_counts(shards, regions, events=train_events).get(
-            "train", np.zeros(len(CLASS_NAMES), np.int64))
+            "train", np.zeros(n_classes, np.int64))
     for split in ("train", "validation"):
         if split not in counts or counts[split].sum() == 0:
             chosen = f" among the {len(train_events)} chosen events" if split == "train" and train_events is not None else ""
@@ -92,7 +93,8 @@ def _fit_to_init_bundle(init_bundle: str, init_members: Sequence[int], train_con
     """``(train_config, manifest)`` for fine-tuning from the bundle at ``init_bundle``:
     the config takes the bundle's hyper-parameters when it sets none, after checking that
     the bundle fits (same architecture and hyper-parameters, the shards' preprocessing,
-    intact member files). ``BundleError`` / ``ConfigError`` otherwise."""
+    intact member files). ``BundleError`` / ``ConfigError`` otherwise. The bundle's label
+    scheme may differ from the shards' (see :func:`_replaces_head`)."""
     from ..ensemble.bundle import BundleError, load_bundle
     from ..models import resolve_hparams
 
@@ -112,6 +114,13 @@ def _fit_to_init_bundle(init_bundle: str, init_members: Sequence[int], train_con
     if bad:
         raise ConfigError(f"bundle {init_bundle} has {len(bundle.members)} members; no member(s) {bad}")
     return train_config, bundle.manifest
+
+
+def _replaces_head(init_scheme: LabelScheme, scheme: LabelScheme) -> bool:
+    """Whether fine-tuning from a bundle of ``init_scheme`` on shards of ``scheme`` starts
+    with a fresh output layer: when their classes differ (names or order), the pretrained
+    output weights belong to other classes. Same classes keep the whole pretrained model."""
+    return init_scheme.class_names != scheme.class_names
 
 
 def train_ensemble(
@@ -141,7 +150,10 @@ def train_ensemble(
     ``init_members[i]`` (default: member ``i``) of that bundle, which must have the
     architecture, hyper-parameters (empty ``hparams``: the bundle's) and preprocessing of
     this run; the layers named by
-    ``train_config.freeze`` stay fixed. ``train_events``: train on the recordings of
+    ``train_config.freeze`` stay fixed. A bundle of another label scheme (other classes)
+    is fine-tuned with a freshly initialised output layer of the shards' classes (logged;
+    recorded as ``replaced_output_layer`` in the provenance's ``init_bundle``); the
+    classes of the run are always those of the shards' label scheme. ``train_events``: train on the recordings of
     these event ids only (validation uses the whole validation split). The bundle
     fine-tuning starts from is only read.
 
@@ -158,23 +170,29 @@ def train_ensemble(
     """
     import ray
 
-    from ..ensemble.bundle import BundleError
+    from ..ensemble.bundle import BundleError, scheme_of_manifest
     from ..models import input_kind_of, input_shape_of
 
     regions = list(regions)
     if not regions:
         raise ConfigError("no regions given")
     info = read_dataset_info(shards)
+    scheme = read_label_scheme(shards)
     kind = input_kind_of(train_config.architecture)
     input_shape = input_shape_of(train_config.architecture, info.preprocess)
-    train_counts = _check_splits(shards, regions, train_events)
-    init_manifest = None
+    train_counts = _check_splits(shards, regions, scheme.n_classes, train_events)
+    init_manifest, init_n_classes = None, None
     if init_bundle is not None:
         init_bundle = storage.absolute(init_bundle)
         init_members = list(range(train_config.members)) if init_members is None else [int(m) for m in init_members]
         train_config, init_manifest = _fit_to_init_bundle(init_bundle, init_members, train_config, info.preprocess)
+        init_scheme = scheme_of_manifest(init_bundle, init_manifest)
+        if _replaces_head(init_scheme, scheme):
+            init_n_classes = init_scheme.n_classes
+            log.warning("bundle %s has label scheme %s, the shards %s: the output layer starts afresh",
+                        init_bundle, init_scheme.describe(), scheme.describe())
     weights = (class_weights(train_counts) if train_config.class_weighting == "inverse_frequency"
-               else np.ones(len(CLASS_NAMES), np.float32))
+               else np.ones(scheme.n_classes, np.float32))
     bundle_uri = storage.join(run_dir, BUNDLE_DIR)
     if storage.exists(storage.join(bundle_uri, "bundle.json")):
         raise BundleError(f"bundle {bundle_uri}: {run_dir} already holds a finished ensemble; use a new run directory")
@@ -183,10 +201,14 @@ def train_ensemble(
         raise RuntimeError("train_ensemble needs a running Ray cluster: call ray.init() (or raydisc.runtime.init_ray)")
     use_gpu, concurrent = resolve_resources(train_config, ray.cluster_resources())
     say = progress or (lambda line: None)
-    say(_start_line(train_config, regions, train_counts, weights, init_bundle, concurrent, use_gpu))
+    say(_start_line(train_config, regions, scheme, train_counts, weights, init_bundle, concurrent, use_gpu))
+    if init_n_classes is not None:
+        say(f"the bundle's classes ({', '.join(scheme_of_manifest(init_bundle, init_manifest).class_names)}) are not "
+            f"the shards' ({', '.join(scheme.class_names)}): each member's output layer is replaced by a freshly "
+            f"initialised one of {scheme.n_classes} classes; every other layer starts from the bundle")
 
-    provenance = _provenance(shards, regions, train_config, train_counts, weights, run_dir, train_events,
-                             init_bundle, init_members, init_manifest)
+    provenance = _provenance(shards, regions, train_config, scheme, train_counts, weights, run_dir, train_events,
+                             init_bundle, init_members, init_manifest, init_n_classes is not None)
     storage.write_bytes_atomic(storage.join(run_dir, "train_config.json"),
                                json.dumps(provenance, indent=2, sort_keys=True).encode())
 
@@ -201,7 +223,8 @@ def train_ensemble(
 
     member_datasets = _member_datasets(shards, regions, kind, train_config, train_events, todo)
     trainer_config = {"input_shape": list(input_shape), "class_weights": weights.tolist(),
-                      **({"init_bundle": init_bundle, "init_members": init_members} if init_bundle else {}),
+                      **({"init_bundle": init_bundle, "init_members": init_members,
+                          "init_n_classes": init_n_classes} if init_bundle else {}),
                       "_failure": _failure}
     run = MemberRun(
         run_dir=run_dir, train_config=train_config, fingerprint=fingerprint,
@@ -210,36 +233,40 @@ def train_ensemble(
         say=say, history=[row for m in sorted(finished) for row in finished[m]["history"]],
     )
     outcomes = _train_members(run, finished, todo, concurrent)
-    _write_bundle(bundle_uri, run_dir, train_config, input_shape, info.preprocess, outcomes, provenance, say)
+    _write_bundle(bundle_uri, run_dir, train_config, input_shape, info.preprocess, scheme, outcomes, provenance, say)
     _fit_triage(bundle_uri, shards, regions, target_accuracy, say)
     return bundle_uri
 
 
-def _start_line(train_config: TrainConfig, regions: list[str], train_counts: np.ndarray, weights: np.ndarray,
-                init_bundle: str | None, concurrent: int, use_gpu: bool) -> str:
+def _start_line(train_config: TrainConfig, regions: list[str], scheme: LabelScheme, train_counts: np.ndarray,
+                weights: np.ndarray, init_bundle: str | None, concurrent: int, use_gpu: bool) -> str:
     """The first progress line: what is trained on what, with which resources."""
     start = (f"fine-tuning from {init_bundle} (freeze: {train_config.freeze})" if init_bundle
              else "training from scratch")
     return (f"{start}: {train_config.members} {train_config.architecture} member(s) on {', '.join(regions)}: "
             f"{int(train_counts.sum())} training recordings "
-            f"({', '.join(f'{n} {c}' for c, n in zip(CLASS_NAMES, train_counts))}), class weights "
+            f"({', '.join(f'{n} {c}' for c, n in zip(scheme.class_names, train_counts))}), class weights "
             f"{[round(float(w), 3) for w in weights]}; {concurrent} member(s) at a time, "
             f"{train_config.workers_per_member} worker(s) each{' on GPU' if use_gpu else ''}")
 
 
-def _provenance(shards: str, regions: list[str], train_config: TrainConfig, train_counts: np.ndarray,
-                weights: np.ndarray, run_dir: str, train_events: Sequence[str] | None, init_bundle: str | None,
-                init_members: list[int] | None, init_manifest: dict | None) -> dict[str, Any]:
-    """What the run was trained from (``train_config.json``, the bundle's provenance)."""
+def _provenance(shards: str, regions: list[str], train_config: TrainConfig, scheme: LabelScheme,
+                train_counts: np.ndarray, weights: np.ndarray, run_dir: str, train_events: Sequence[str] | None,
+                init_bundle: str | None, init_members: list[int] | None, init_manifest: dict | None,
+                replaced_output_layer: bool = False) -> dict[str, Any]:
+    """What the run was trained from (``train_config.json``, the bundle's provenance).
+    The label scheme is in the bundle itself; here only its class names key the counts."""
     provenance = {
         "regions": regions, "shards": shards, "train_config": train_config.to_dict(),
-        "train_class_counts": dict(zip(CLASS_NAMES, train_counts.tolist())),
-        "class_weights": dict(zip(CLASS_NAMES, weights.tolist())), "run_dir": run_dir,
+        "train_class_counts": dict(zip(scheme.class_names, train_counts.tolist())),
+        "class_weights": dict(zip(scheme.class_names, weights.tolist())), "run_dir": run_dir,
         "train_events": None if train_events is None else sorted(map(str, train_events)),
     }
     if init_bundle is not None:
         provenance["init_bundle"] = {"uri": init_bundle, "bundle_id": init_manifest["bundle_id"],
                                      "members": init_members, "regions": init_manifest["provenance"].get("regions")}
+        if replaced_output_layer:  # only then, so a same-scheme run's provenance is as before
+            provenance["init_bundle"]["replaced_output_layer"] = True
     return provenance
 
 
@@ -270,7 +297,7 @@ def _member_datasets(shards: str, regions: list[str], kind: str, train_config: T
 def _member_trainer(member: int, callback, train_config: TrainConfig, run_dir: str, use_gpu: bool,
                     datasets: dict[str, Any], *, input_shape: list[int], class_weights: list[float],
                     init_bundle: str | None = None, init_members: list[int] | None = None,
-                    _failure: dict[str, Any] | None = None):
+                    init_n_classes: int | None = None, _failure: dict[str, Any] | None = None):
     """The ``TorchTrainer`` of ``member``, reporting its epochs to ``callback``."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -283,7 +310,8 @@ def _member_trainer(member: int, callback, train_config: TrainConfig, run_dir: s
         train_loop_config={
             "train_config": train_config.to_dict(), "member": member, "input_shape": input_shape,
             "class_weights": class_weights, "torch_threads": max(1, int(train_config.cpus_per_worker)),
-            **({"init_bundle": init_bundle, "init_member": init_members[member]} if init_bundle else {}),
+            **({"init_bundle": init_bundle, "init_member": init_members[member],
+                "init_n_classes": init_n_classes} if init_bundle else {}),
             **(_failure or {}),
         },
         scaling_config=ray.train.ScalingConfig(
@@ -332,7 +360,7 @@ def _train_members(run: MemberRun, finished: dict[int, dict[str, Any]], todo: li
 
 
 def _write_bundle(bundle_uri: str, run_dir: str, train_config: TrainConfig, input_shape, preprocess,
-                  outcomes: list[dict[str, Any]], provenance: dict[str, Any], say: Callable[[str], None]) -> None:
+                  scheme: LabelScheme, outcomes: list[dict[str, Any]], provenance: dict[str, Any], say: Callable[[str], None]) -> None:
     """Write ``members.csv`` and the bundle of the members' ``outcomes``; say which is best."""
     from ..ensemble.bundle import save_bundle
 
@@ -347,6 +375,7 @@ def _write_bundle(bundle_uri: str, run_dir: str, train_config: TrainConfig, inpu
         member_state_dicts=[o["state"] for o in outcomes],
         member_metrics=member_metrics,
         provenance=provenance,
+        label_scheme=scheme,
     )
     best = min(member_metrics, key=lambda m: m["validation_loss"] if m["validation_loss"] is not None else math.inf)
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "

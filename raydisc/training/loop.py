@@ -118,12 +118,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     * ``train_config``: :meth:`TrainConfig.to_dict` of the ensemble;
     * ``member``: member index (its seed is ``train_config.seed_of(member)``);
     * ``input_shape``: per-recording model input shape, e.g. ``[3, 41, 89]``;
-    * ``class_weights``: ``(n_classes,)`` cross-entropy weights (all 1 for no weighting);
+    * ``class_weights``: ``(n_classes,)`` cross-entropy weights (all 1 for no weighting); their
+      length is the number of classes of the shards' label scheme;
     * ``torch_threads``: intra-op threads of this worker;
     * ``init_bundle`` / ``init_member`` (optional, fine-tuning): start from the weights
       of member ``init_member`` of the bundle at ``init_bundle`` instead of a random
       initialisation, with the layers of ``train_config.freeze`` frozen
-      (:mod:`raydisc.models.freezing`).
+      (:mod:`raydisc.models.freezing`); ``init_n_classes`` (set when the bundle's label
+      scheme has other classes): the bundle's class count, whose output layer is then
+      replaced by a fresh one of ``n_classes`` (:func:`raydisc.models.replace_output_layer`).
 
     Datasets: ``"train"`` (split across workers when there are several) and
     ``"validation"`` (read whole by every worker, so each computes the same exact
@@ -144,8 +147,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import torch
     import torch.nn.functional as F
 
-    from ..labels import CLASS_NAMES
-    from ..models import build_model, freeze
+    from ..models import build_model, freeze, replace_output_layer
     from ..models.freezing import keep_frozen_in_eval
     from .config import TrainConfig
 
@@ -166,7 +168,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-    n_classes = len(CLASS_NAMES)
+    # One weight per class of the shards' label scheme (see training.ensemble).
+    n_classes = len(config["class_weights"])
     model = build_model(cfg.architecture, tuple(config["input_shape"]), n_classes, **cfg.hparams)
 
     state: dict[str, Any] = {
@@ -185,7 +188,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         from ..ensemble.bundle import read_manifest, read_member_state
 
         uri = config["init_bundle"]
-        model.load_state_dict(read_member_state(uri, read_manifest(uri), int(config["init_member"])))
+        init_state = read_member_state(uri, read_manifest(uri), int(config["init_member"]))
+        if config.get("init_n_classes"):
+            # A bundle of other classes: load it as it was made, then give it a fresh
+            # output layer of this run's classes (seeded above, so the same on every worker).
+            model = build_model(cfg.architecture, tuple(config["input_shape"]), int(config["init_n_classes"]),
+                                **cfg.hparams)
+            model.load_state_dict(init_state)
+            replace_output_layer(model, n_classes)
+        else:
+            model.load_state_dict(init_state)
     resumed_from = int(state["epoch"])
     frozen = freeze(model, cfg.freeze)
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from ... import storage
 from ...evaluation.metrics import ALL_CLASSES, REPORT_COLUMNS
-from ...labels import CLASS_NAMES
 
 RESULTS_PARQUET = "results/metrics.parquet"
 GROUPS_PARQUET = "results/groups.parquet"
@@ -97,14 +96,17 @@ def ordered(values: Sequence[str], preferred: Sequence[str]) -> list[str]:
 
 
 def class_names(frame: pd.DataFrame) -> list[str]:
-    found = set(frame.loc[frame["class"] != ALL_CLASSES, "class"])
-    found |= {m[len(CONFUSION_PREFIX):] for m in frame["metric"].unique() if m.startswith(CONFUSION_PREFIX)}
-    return [c for c in CLASS_NAMES if c in found] + sorted(found - set(CLASS_NAMES)) or list(CLASS_NAMES)
+    """The run's classes in its label scheme's order: the order in which the table holds
+    them (:func:`raydisc.evaluation.metrics.report_table` writes per-class rows in the
+    bundle's class order), then any class named only by a confusion column, sorted."""
+    names = list(dict.fromkeys(frame.loc[frame["class"] != ALL_CLASSES, "class"]))
+    predicted = {m[len(CONFUSION_PREFIX):] for m in frame["metric"].unique() if m.startswith(CONFUSION_PREFIX)}
+    return names + sorted(predicted - set(names))
 
 
 def minority_classes(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, tuple[str, int, int]]:
     """``target -> (minority class, its support, all test recordings)`` at station level;
-    ties go to the class listed first in :data:`~raydisc.labels.CLASS_NAMES`."""
+    ties go to the class listed first in ``names`` (:func:`class_names`: the run's scheme order)."""
     rows = frame[(frame["level"] == MINORITY_LEVEL) & (frame["metric"] == "support")]
     # Every stage is evaluated on the same test split, so the supports agree; max() only
     # guards against a stage evaluated on a partial split.
