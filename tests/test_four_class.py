@@ -22,6 +22,7 @@ from raydisc import storage
 from raydisc.config import PipelineConfig
 from raydisc.data import layout
 from raydisc.data.catalog import read_catalog
+from raydisc.data.inventory import read_stations
 from raydisc.data.pipeline import run_preprocessing
 from raydisc.data.shards import read_label_scheme
 from raydisc.ensemble import load_bundle, read_manifest
@@ -233,6 +234,7 @@ def _pickless(catalog, kind: str) -> str:
 @pytest.mark.parametrize("kind", ["noise", "surface"])
 def test_api_and_endpoint_answer_four_named_probabilities_and_triage(archive, bundle, relabelled, server, kind):
     from raydisc.serving import Client
+    from raydisc.serving.client import request_metadata
 
     root, catalog = archive
     event_id = _pickless(catalog, kind)
@@ -276,3 +278,11 @@ def test_api_and_endpoint_answer_four_named_probabilities_and_triage(archive, bu
     assert answer["event"]["confidence"] == pytest.approx(ev.confidence, abs=1e-5)
     assert answer["event"]["n_stations"] == ev.n_stations
     assert {s["pick_source"] for s in answer["stations"]} == {"predicted"}
+    # The metadata-only form as the client makes it from a pick-less catalog: every
+    # operating station, its P arrival predicted by the server (sensitivity only, so the
+    # probabilities differ from the StationXML form's full response removal).
+    stations = read_stations(layout.inventory_uri(root, REGION))
+    by_metadata = client.classify_mseed(storage.read_bytes(mseed_uri), request_metadata(catalog[event_id], stations))
+    assert by_metadata["event"]["n_stations"] == ev.n_stations
+    assert {s["pick_source"] for s in by_metadata["stations"]} == {"predicted"}
+    assert list(by_metadata["event"]["probabilities"]) == NAMES

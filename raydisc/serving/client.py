@@ -21,14 +21,16 @@ def request_metadata(event, stations) -> dict:
     """``MseedMetadata`` (a dict, for :meth:`Client.classify_mseed`) of an event from the
     project's catalog and inventory records: ``event`` a
     :class:`raydisc.data.catalog.EventInfo` (origin, hypocentre, P picks), ``stations``
-    ``{"NET.STA": StationInfo}``. Each station with a P pick gets its channels operating
-    at the origin time, with their overall sensitivities (counts per m/s)."""
+    ``{"NET.STA": StationInfo}``. Each station operating at the origin time gets its
+    channels, with their overall sensitivities (counts per m/s), and its P pick where the
+    catalog has one (``p_time`` None otherwise: the server predicts the P arrival, as the
+    preprocessing job does for a catalog without picks)."""
     meta_stations = []
     for key, s in stations.items():
         channels = [c for c in s.channels if c.operating(event.origin_time)]
-        pick = event.picks.get(f"{key}.{channels[0].location}", {}).get("P") if channels else None
-        if pick is None:
+        if not channels:
             continue
+        pick = event.picks.get(f"{key}.{channels[0].location}", {}).get("P")
         meta_stations.append({
             "network": s.network, "station": s.station, "location": channels[0].location, "latitude": s.latitude,
             "longitude": s.longitude, "elevation_m": s.elevation_m,
