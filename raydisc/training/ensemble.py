@@ -40,6 +40,7 @@ from .config import TrainConfig
 from .data import class_weights, label_counts, training_dataset
 from .members import FINISHED_DIR, MEMBERS_DIR, MemberRun, TrainingError, load_finished, member_name, run_fingerprint
 from .reporting import percent, rounded
+from .triage import fit_triage_policy
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def train_ensemble(
     )
     outcomes = _train_members(run, finished, todo, concurrent)
     _write_bundle(bundle_uri, run_dir, train_config, input_shape, info.preprocess, scheme, outcomes, provenance, say)
-    _fit_triage(bundle_uri, shards, regions, target_accuracy, say)
+    fit_triage_policy(bundle_uri, shards, regions, target_accuracy, say)
     return bundle_uri
 
 
@@ -381,28 +382,6 @@ def _write_bundle(bundle_uri: str, run_dir: str, train_config: TrainConfig, inpu
     say(f"bundle written to {bundle_uri} (best member {best['member']}: validation loss "
         f"{rounded(best['validation_loss'])}, accuracy {percent(best['validation_accuracy'])}; "
         f"per-epoch history in {storage.join(run_dir, 'history.csv')})")
-
-
-def _fit_triage(bundle_uri: str, shards: str, regions: list[str], target_accuracy: float,
-                say: Callable[[str], None]) -> None:
-    """Fit the bundle's triage policy on the validation split (every member's
-    probabilities, by the evaluation's split predictor) and store it in the bundle."""
-    from ..ensemble.bundle import load_bundle, write_triage_policy
-    from ..ensemble.triage import NEVER, TriagePolicy
-    from ..evaluation.evaluate import event_keys, predict_split
-
-    bundle = load_bundle(bundle_uri)
-    meta, member_probs = predict_split(bundle, shards, regions, "validation")
-    policy = TriagePolicy.fit(event_keys(meta), member_probs, meta["label"].to_numpy().astype(np.int64),
-                              target_accuracy=target_accuracy,
-                              fitted_on={"split": "validation", "regions": list(regions)})
-    write_triage_policy(bundle_uri, policy)
-    threshold = policy.confidence_threshold
-    say(f"triage fitted on the validation split ({policy.fitted_on['events']} events, "
-        f"{policy.fitted_on['recordings']} recordings): temperatures "
-        f"{[round(t, 3) for t in policy.temperatures]}; confidence threshold for {percent(target_accuracy)} "
-        + ("accuracy: unreachable (every event goes to review)" if threshold == NEVER
-           else f"accuracy: {threshold:.4f}"))
 
 
 __all__ = ["BUNDLE_DIR", "FINISHED_DIR", "MEMBERS_DIR", "TrainingError", "member_name", "resolve_resources",
