@@ -12,7 +12,6 @@ import socket
 import time
 
 import numpy as np
-import pytest
 import requests
 
 from raydisc import storage

@@ -6,13 +6,10 @@ import csv
 import os
 
 import numpy as np
-import obspy
 import pytest
 
 from raydisc.config import ConfigError, PreprocessConfig
-from raydisc.data import layout
 from raydisc.data.archive_writer import read_import_rejects
-from raydisc.data.catalog import read_catalog
 from raydisc.data.folder import FolderImportConfig, import_folder
 from raydisc.data.records import IngestError
 

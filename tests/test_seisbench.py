@@ -3,7 +3,6 @@ local and s3://, on Ray Data) gives the archive's model inputs; missing columns,
 files and unknown types are named; shards export to the format."""
 from __future__ import annotations
 
-import io
 import shutil
 
 import numpy as np
@@ -178,7 +177,6 @@ def test_shards_export_to_seisbench(tiny_shards, tmp_path):
 def test_import_to_archive_gives_the_archive_model_inputs(exported, source_archive, reference, tmp_path):
     """The dataset written back out as an archive region (for re-labelling and every
     catalog-based tool) reads into the model inputs it came from; a re-run skips it all."""
-    from raydisc.data.archive_writer import read_import_rejects
     from raydisc.data.seisbench_import import import_seisbench
 
     root, archive = exported[0], str(tmp_path / "archive")

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The answer of the classify routes is the project's one result schema.
-from ..ensemble.results import ClassifyResponse, EventResult, RejectOut, StationResult  # noqa: F401
+from ..ensemble.results import ClassifyResponse, EventResult, RejectOut, StationResult
 
 #: Version of the HTTP API; the paths carry its major number (``/v1/...``).
 API_VERSION = "1.0.0"
@@ -201,3 +201,8 @@ class InfoResponse(BaseModel):
     composition: str
     max_body_bytes: int
     auth_required: bool
+
+
+__all__ = ["API_VERSION", "ArraysRequest", "ClassifyResponse", "ErrorResponse", "EventMeta", "EventResult",
+           "InfoResponse", "MAX_QUERY_METADATA_CHARS", "MAX_START_OFFSET_S", "MAX_STATIONS", "MseedMetadata",
+           "RejectOut", "StationArrays", "StationMeta", "StationResult", "UriRequest", "posix_seconds"]
